@@ -1,0 +1,214 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mica-pki/mica/hsm"
+	"github.com/mica-pki/mica/inventory"
+)
+
+// Issuer statuses as stored in inventory.Issuer.Status.
+const (
+	StatusActive  = "active"
+	StatusRetired = "retired"
+)
+
+// CA is the issuance engine bound to one active issuing CA. It is safe for
+// concurrent use; everything it holds is fixed at New, so rotating the
+// issuing CA means building a new CA and swapping it in.
+type CA struct {
+	store    Store
+	keys     hsm.Backend
+	log      *slog.Logger
+	now      func() time.Time
+	urls     URLs
+	profiles map[string]*policy
+	names    []string // sorted profile names
+	onRevoke func(context.Context, *inventory.Certificate)
+	crashAt  string    // MICA_TEST_CRASH_AT, test-only
+	hooks    testHooks // test-only
+
+	issuer     inventory.Issuer    // the active issuing CA's record
+	issuerCert *x509.Certificate   // its certificate
+	chain      []*x509.Certificate // issuing CA first, root excluded
+	root       *x509.Certificate
+	signer     crypto.Signer
+	sigAlg     x509.SignatureAlgorithm
+	lintIssuer *lintIssuer
+}
+
+// New loads the issuers from the store, picks the active issuing CA (status
+// active, not a root, latest NotBefore), opens its key in opts.Keys and
+// validates the profiles. A problem with the configuration is ErrConfig
+// naming what is wrong; a key or store that cannot be reached is
+// ErrUnavailable.
+func New(ctx context.Context, opts Options) (*CA, error) {
+	if opts.Store == nil {
+		return nil, Errorf(ErrConfig, "no store configured")
+	}
+	if opts.Keys == nil {
+		return nil, Errorf(ErrConfig, "no key backend configured")
+	}
+	profiles, err := compileProfiles(opts.Profiles)
+	if err != nil {
+		return nil, err
+	}
+	c := &CA{
+		store:    opts.Store,
+		keys:     opts.Keys,
+		log:      opts.Logger,
+		now:      opts.Now,
+		urls:     opts.URLs,
+		profiles: profiles,
+		onRevoke: opts.OnRevoke,
+		crashAt:  os.Getenv(crashEnv),
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	for n := range profiles {
+		c.names = append(c.names, n)
+	}
+	slices.Sort(c.names)
+
+	issuers, err := opts.Store.Issuers(ctx)
+	if err != nil {
+		return nil, Wrap(ErrUnavailable, err, "cannot read the issuers from the store")
+	}
+	if err := c.loadHierarchy(issuers); err != nil {
+		return nil, err
+	}
+
+	signer, err := opts.Keys.Signer(ctx, c.issuer.KeyURI)
+	if err != nil {
+		return nil, Wrap(ErrUnavailable, err, fmt.Sprintf("the key %s of issuing CA %s cannot be opened", redactURI(c.issuer.KeyURI), c.issuer.ID))
+	}
+	if !samePublicKey(c.issuerCert.PublicKey, signer.Public()) {
+		return nil, Errorf(ErrConfig, "the key %s does not match the certificate of issuing CA %s", redactURI(c.issuer.KeyURI), c.issuer.ID)
+	}
+	c.signer = signer
+	if c.sigAlg, err = signatureAlgorithmFor(c.issuerCert.PublicKey); err != nil {
+		return nil, err
+	}
+	if c.lintIssuer, err = newLintIssuer(c.issuerCert); err != nil {
+		return nil, Wrap(ErrInternal, err, "cannot prepare the lint issuer")
+	}
+	if now := c.now(); now.After(c.issuerCert.NotAfter) {
+		return nil, Errorf(ErrUnavailable, "issuing CA %s expired on %s", c.issuer.ID, c.issuerCert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return c, nil
+}
+
+// loadHierarchy picks the active issuing CA and walks its parents to the
+// root, checking every signature on the way.
+func (c *CA) loadHierarchy(issuers []inventory.Issuer) error {
+	byID := make(map[string]inventory.Issuer, len(issuers))
+	var active *inventory.Issuer
+	for i := range issuers {
+		is := issuers[i]
+		byID[is.ID] = is
+		if is.IsRoot || is.Status != StatusActive || is.KeyURI == "" {
+			continue
+		}
+		if active == nil || is.NotBefore.After(active.NotBefore) {
+			active = &issuers[i]
+		}
+	}
+	if active == nil {
+		return Errorf(ErrConfig, "the store holds no active issuing CA with an online key; run `mica init` first")
+	}
+	c.issuer = *active
+
+	cur := *active
+	var child *x509.Certificate
+	childID := ""
+	for depth := 0; ; depth++ {
+		if depth > 5 {
+			return Errorf(ErrConfig, "issuer %s: the chain to the root is longer than 5 (a loop?)", active.ID)
+		}
+		cert, err := x509.ParseCertificate(cur.DER)
+		if err != nil {
+			return Wrap(ErrConfig, err, fmt.Sprintf("issuer %s: its stored certificate does not parse", cur.ID))
+		}
+		if child != nil {
+			if err := child.CheckSignatureFrom(cert); err != nil {
+				return Wrap(ErrConfig, err, fmt.Sprintf("issuer %s: its certificate is not signed by its parent %s", childID, cur.ID))
+			}
+		}
+		if cur.IsRoot {
+			c.root = cert
+			break
+		}
+		c.chain = append(c.chain, cert)
+		if cur.ParentID == "" {
+			return Errorf(ErrConfig, "issuer %s has no parent and is not a root", cur.ID)
+		}
+		parent, ok := byID[cur.ParentID]
+		if !ok {
+			return Errorf(ErrConfig, "issuer %s names parent %s, which is not in the store", cur.ID, cur.ParentID)
+		}
+		child, childID, cur = cert, cur.ID, parent
+	}
+	c.issuerCert = c.chain[0]
+	return nil
+}
+
+// IssuerID is the ID of the active issuing CA, as used in URLs.
+func (c *CA) IssuerID() string { return c.issuer.ID }
+
+// Chain returns the issuing CA certificate followed by any further
+// intermediates, excluding the root: what a server sends after its leaf.
+func (c *CA) Chain() []*x509.Certificate { return slices.Clone(c.chain) }
+
+// Root returns the root certificate at the top of the active chain.
+func (c *CA) Root() *x509.Certificate { return c.root }
+
+// Issuers lists every issuer in the store, fresh.
+func (c *CA) Issuers(ctx context.Context) ([]inventory.Issuer, error) {
+	is, err := c.store.Issuers(ctx)
+	if err != nil {
+		return nil, Wrap(ErrUnavailable, err, "cannot read the issuers from the store")
+	}
+	return is, nil
+}
+
+// Profile returns the named profile with defaults applied.
+func (c *CA) Profile(name string) (Profile, bool) {
+	p, ok := c.profiles[name]
+	if !ok {
+		return Profile{}, false
+	}
+	out := p.Profile
+	out.KeyTypes = slices.Clone(p.keyTypes)
+	return out, true
+}
+
+// ProfileNames lists the profile names in order.
+func (c *CA) ProfileNames() []string { return slices.Clone(c.names) }
+
+// redactURI drops anything after "?" and any "pin-" attribute from a key URI
+// before it goes into a message: key URIs should not carry PINs, but a
+// misconfigured one must not leak through an error.
+func redactURI(uri string) string {
+	base, _, _ := strings.Cut(uri, "?")
+	parts := strings.Split(base, ";")
+	kept := parts[:0]
+	for _, p := range parts {
+		if k, _, _ := strings.Cut(p, "="); strings.HasPrefix(strings.ToLower(strings.TrimSpace(k)), "pin") {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, ";")
+}

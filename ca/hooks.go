@@ -1,0 +1,45 @@
+package ca
+
+import "os"
+
+// Crash points for tests that prove "committed before returned". Test-only:
+// nothing in production sets them.
+const (
+	crashAfterSign   = "after-sign"   // signed, not yet committed: the store must show "requested"
+	crashAfterCommit = "after-commit" // committed, not yet returned: the store must show "issued"
+
+	// crashEnv names the environment variable that makes a process kill
+	// itself (SIGKILL, no deferred cleanup, like a power cut) at one of the
+	// crash points. It exists for crash tests that run
+	// `MICA_TEST_CRASH_AT=after-sign mica cert issue …` and then inspect the
+	// store; it is read once, in New. Never set it in production.
+	crashEnv = "MICA_TEST_CRASH_AT"
+)
+
+// testHooks are in-process hooks for unit tests, called at the crash
+// points. They live on the CA (set before it is shared), so parallel tests
+// with different CAs do not see each other's hooks.
+type testHooks struct {
+	afterSign   func()
+	afterCommit func()
+}
+
+// crashPoint runs the test hook for point and, if MICA_TEST_CRASH_AT names
+// point, kills the process.
+func (c *CA) crashPoint(point string) {
+	hook := c.hooks.afterSign
+	if point == crashAfterCommit {
+		hook = c.hooks.afterCommit
+	}
+	if hook != nil {
+		hook()
+	}
+	if c.crashAt != point {
+		return
+	}
+	c.log.Error("test crash point reached: killing the process", "env", crashEnv, "point", point)
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Kill() // SIGKILL on Unix
+	}
+	os.Exit(99) // where Kill is not immediate or not possible
+}

@@ -1,0 +1,200 @@
+// Command mica is MICA's single binary: it initialises a CA, serves it, and
+// manages certificates and keys from the command line.
+//
+// This package only wires the other packages together (config → hsm →
+// inventory → ca → front ends → server). Policy, signing and storage rules
+// live in those packages; nothing here signs or decides.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// command is one `mica …` subcommand.
+type command struct {
+	name    string // "cert issue"
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// commands lists every subcommand; `mica help` prints them in this order.
+var commands = []command{
+	{"init", "create the root and issuing CA keys and certificates in a data directory", runInit},
+	{"serve", "run the HTTPS and plain-HTTP listeners", runServe},
+	{"dev", "initialise a software-key development CA on first run, then serve it", runDev},
+	{"cert issue", "issue a certificate from a CSR (leaf + chain, PEM)", runCertIssue},
+	{"cert list", "list certificates in the inventory", runCertList},
+	{"cert show", "show one certificate by serial", runCertShow},
+	{"cert revoke", "revoke a certificate by serial", runCertRevoke},
+	{"ca show", "show the CA chain, fingerprints, key URIs and key protection", runCAShow},
+	{"ca root", "print the root certificate (PEM)", runCARoot},
+	{"hsm keys", "list the keys held by the key backend", runHSMKeys},
+	{"config show", "print the effective configuration (never contains secrets)", runConfigShow},
+	{"version", "print the version", runVersion},
+	{"help", "print this help", nil},
+}
+
+// env is what a command runs with: its output streams, and the process
+// arguments for the secret-in-argv check.
+type env struct {
+	stdout, stderr io.Writer
+	argv           []string
+	getenv         func(string) string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, &env{stdout: os.Stdout, stderr: os.Stderr, argv: os.Args, getenv: os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches args and turns the command's error into a message and an
+// exit code (errors.go). It never panics on user input.
+func run(ctx context.Context, e *env, args []string) int {
+	if err := checkArgvSecrets(e.argv); err != nil {
+		return report(e, err, false)
+	}
+	if len(args) == 0 {
+		printHelp(e.stderr)
+		return report(e, usageErrorf("no command given"), false)
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		printHelp(e.stdout)
+		return exitOK
+	case "-version", "--version":
+		args = []string{"version"}
+	}
+	cmd, rest, ok := lookup(args)
+	if !ok {
+		return report(e, usageErrorf("unknown command %q; see 'mica help'", strings.Join(args[:min(2, len(args))], " ")), false)
+	}
+	err := cmd.run(ctx, e, rest)
+	return report(e, err, debugRequested(rest))
+}
+
+// lookup finds the longest command name that prefixes args.
+func lookup(args []string) (command, []string, bool) {
+	for _, n := range []int{2, 1} {
+		if len(args) < n {
+			continue
+		}
+		name := strings.Join(args[:n], " ")
+		for _, c := range commands {
+			if c.name == name && c.run != nil {
+				return c, args[n:], true
+			}
+		}
+	}
+	return command{}, nil, false
+}
+
+// debugRequested reports whether --debug was passed, so that errors from
+// flag parsing onwards are shown in full.
+func debugRequested(args []string) bool {
+	for _, a := range args {
+		if a == "--debug" || a == "-debug" || a == "--debug=true" || a == "-debug=true" {
+			return true
+		}
+	}
+	return false
+}
+
+const helpText = `mica — HSM-rooted certificate authority for machine identities
+
+Usage: mica COMMAND [flags]
+
+Commands:
+%s
+Flags every command takes:
+  --data DIR      data directory holding mica.yaml (default ./mica-data)
+  --config FILE   configuration file (default DIR/mica.yaml)
+  --debug         debug logging, and full error details on failure
+
+Run 'mica COMMAND -h' for the flags of one command.
+
+PINs and passphrases are never command-line arguments: give them in a file
+(--secret-file, keys.secret_file) or an environment variable (--secret-env,
+keys.secret_env). mica refuses to run if one appears in its arguments.
+
+Exit codes:
+  0  success
+  1  internal or unexpected error
+  2  usage: unknown command, bad or missing flag or argument
+  3  refused: bad CSR, weak key, name or lifetime outside the profile,
+     unknown profile, lint failure, bad or repeated revocation
+  4  unavailable: wrong PIN or passphrase, key backend or database unreachable
+  5  not found: no such certificate or issuer
+  6  configuration: invalid mica.yaml, not initialised, already initialised
+`
+
+func printHelp(w io.Writer) {
+	var b strings.Builder
+	width := 0
+	for _, c := range commands {
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name, c.summary)
+	}
+	fmt.Fprintf(w, helpText, b.String())
+}
+
+// secretFlagNames are flags a user might try for a secret. mica has none of
+// them; catching them here gives a useful message instead of "flag provided
+// but not defined", and before anything else runs.
+var secretFlagNames = []string{"pin", "passphrase", "password", "so-pin", "user-pin", "pin-value", "secret"}
+
+// checkArgvSecrets refuses argv that carries a PIN or passphrase: a flag
+// named like one, or a pkcs11 URI with pin-value. The message never repeats
+// the offending argument.
+func checkArgvSecrets(argv []string) error {
+	for _, a := range argv {
+		if strings.Contains(strings.ToLower(a), "pin-value=") {
+			return secretInArgvError()
+		}
+		name, isFlag := strings.CutPrefix(a, "-")
+		if !isFlag {
+			continue
+		}
+		name = strings.TrimPrefix(name, "-")
+		name, _, _ = strings.Cut(name, "=")
+		for _, s := range secretFlagNames {
+			if strings.EqualFold(name, s) {
+				return secretInArgvError()
+			}
+		}
+	}
+	return nil
+}
+
+func secretInArgvError() error {
+	return &cliError{code: exitUsage, msg: "a PIN or passphrase must never be a command-line argument " +
+		"(other users can read it in the process list and it stays in shell history); " +
+		"put it in a file and pass --secret-file FILE, or in an environment variable and pass --secret-env VAR"}
+}
+
+// checkSecretNotInArgv is the second half of the argv check, run once a
+// secret is loaded: its value must not also have been typed as an argument.
+func checkSecretNotInArgv(argv []string, secret []byte) error {
+	if len(secret) == 0 {
+		return nil
+	}
+	s := string(secret)
+	for _, a := range argv {
+		if a == s || strings.HasSuffix(a, "="+s) {
+			return secretInArgvError()
+		}
+	}
+	return nil
+}
+
+var errHelp = errors.New("help requested")

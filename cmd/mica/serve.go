@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/mica-pki/mica/ca"
+	"github.com/mica-pki/mica/config"
+	"github.com/mica-pki/mica/server"
+)
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	c := newFlags(e, "serve", "[flags]")
+	listen := c.fs.String("listen", "", "HTTPS `HOST:PORT` (overrides server.listen)")
+	httpListen := c.fs.String("http-listen", "", "plain-HTTP `HOST:PORT` (overrides server.http_listen)")
+	if pos, err := c.parse(args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageErrorf("serve takes no arguments, got %q", pos)
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	if err := overrideListeners(cfg, *listen, *httpListen); err != nil {
+		return err
+	}
+	log := c.logger(cfg, true)
+	return serve(ctx, e, cfg, log, nil)
+}
+
+// overrideListeners applies --listen/--http-listen for this run only.
+func overrideListeners(cfg *config.Config, listen, httpListen string) error {
+	for flagName, v := range map[string]string{"--listen": listen, "--http-listen": httpListen} {
+		if v == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return usageErrorf("%s %q is not HOST:PORT", flagName, v)
+		}
+	}
+	if listen != "" {
+		cfg.Server.Listen = listen
+	}
+	if httpListen != "" {
+		cfg.Server.HTTPListen = httpListen
+	}
+	return nil
+}
+
+// running describes a started server, for `mica dev`'s banner.
+type running struct {
+	cfg       *config.Config
+	engine    *engine
+	httpsAddr net.Addr
+	httpAddr  net.Addr
+	urls      ca.URLs
+	mounts    []server.Mounter
+}
+
+// serve runs the listeners until ctx ends (SIGINT/SIGTERM in main). The
+// order matters: listeners are bound first, so that with port 0 the real
+// addresses go into the CA's URLs and the server certificate; the CA is
+// opened next; the server starts last. announce, if set, is called once
+// everything is ready and before requests are served.
+func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, announce func(*running)) error {
+	httpsLn, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("cannot listen on %s (server.listen)", cfg.Server.Listen), err: err}
+	}
+	defer httpsLn.Close()
+	httpLn, err := net.Listen("tcp", cfg.Server.HTTPListen)
+	if err != nil {
+		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("cannot listen on %s (server.http_listen)", cfg.Server.HTTPListen), err: err}
+	}
+	defer httpLn.Close()
+	pinPort(&cfg.Server.Listen, httpsLn.Addr())
+	pinPort(&cfg.Server.HTTPListen, httpLn.Addr())
+
+	g, err := openEngine(ctx, e, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+
+	names := append([]string{}, cfg.Server.Names...)
+	if host, _, err := net.SplitHostPort(cfg.Server.Listen); err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || (!ip.IsUnspecified() && !ip.IsLoopback()) {
+			names = append(names, host)
+		}
+	}
+	certs, err := newServerCert(ctx, g.ca, names, log)
+	if err != nil {
+		return err
+	}
+	go certs.renewLoop(ctx)
+
+	// Client certificates (EST over mutual TLS) are verified against our
+	// own hierarchy; routes decide what an unauthenticated client may do.
+	// The issuing CA is a trust anchor too, because devices commonly send
+	// their leaf alone and Go's TLS server has no separate intermediates
+	// pool for client chains.
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(g.ca.Root())
+	for _, c := range g.ca.Chain() {
+		clientCAs.AddCert(c)
+	}
+
+	mounts := frontEnds(g)
+	srv, err := server.New(server.Options{
+		HTTPSListener:   httpsLn,
+		HTTPListener:    httpLn,
+		GetCertificate:  certs.get,
+		ClientCAs:       clientCAs,
+		Store:           g.store,
+		Logger:          log,
+		ShutdownTimeout: cfg.Server.ShutdownTimeout.D(),
+		MaxBodyBytes:    cfg.Server.MaxBodyBytes,
+		Mount:           mounts,
+	})
+	if err != nil {
+		return err
+	}
+	r := &running{cfg: cfg, engine: g, httpsAddr: srv.HTTPSAddr(), httpAddr: srv.HTTPAddr(), urls: cfg.EffectiveURLs(), mounts: mounts}
+	if announce != nil {
+		announce(r)
+	}
+	log.Info("serving", "https", "https://"+r.httpsAddr.String()+"/", "http", "http://"+r.httpAddr.String()+"/",
+		"issuer", g.ca.IssuerID(), "crl_base", r.urls.CRLBase, "ocsp", r.urls.OCSP)
+	if err := srv.Run(ctx); err != nil {
+		return &cliError{code: exitUnavailable, msg: "server stopped with an error", err: err}
+	}
+	return nil
+}
+
+// pinPort replaces a ":0" port in a configured address with the port the
+// kernel picked, keeping the configured host (a wildcard stays a wildcard
+// for URL derivation).
+func pinPort(addr *string, bound net.Addr) {
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil || port != "0" {
+		return
+	}
+	if tcp, ok := bound.(*net.TCPAddr); ok {
+		*addr = net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+	}
+}
+
+// frontEnds returns the protocol front ends to mount. This is the one place
+// acme, enroll and web get wired in as they arrive: each is built from the
+// engine's CA and store and returned as a server.Mounter.
+func frontEnds(g *engine) []server.Mounter {
+	_ = g
+	return nil
+}
+
+// serverCert holds the HTTPS listener certificate and renews it, through
+// the normal issuance path, when two thirds of its lifetime have passed.
+type serverCert struct {
+	ca    *ca.CA
+	names []string
+	log   *slog.Logger
+	cur   atomic.Pointer[tls.Certificate]
+}
+
+func newServerCert(ctx context.Context, c *ca.CA, names []string, log *slog.Logger) (*serverCert, error) {
+	s := &serverCert{ca: c, names: names, log: log}
+	cert, err := c.ServerCertificate(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(&cert)
+	return s, nil
+}
+
+func (s *serverCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.cur.Load(), nil }
+
+func (s *serverCert) renewLoop(ctx context.Context) {
+	for {
+		leaf := s.cur.Load().Leaf
+		life := leaf.NotAfter.Sub(leaf.NotBefore)
+		wait := time.Until(leaf.NotBefore.Add(life * 2 / 3))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(wait, time.Minute)):
+		}
+		cert, err := s.ca.ServerCertificate(ctx, s.names)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Error("renewing the HTTPS certificate failed; retrying in an hour", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Hour):
+			}
+			continue
+		}
+		s.cur.Store(&cert)
+		s.log.Info("renewed the HTTPS certificate", "serial", cert.Leaf.SerialNumber.Text(16), "not_after", cert.Leaf.NotAfter)
+	}
+}
