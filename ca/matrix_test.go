@@ -3,7 +3,6 @@ package ca
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
 	"slices"
 	"testing"
 
@@ -192,5 +191,5 @@ func TestSerialsUnique(t *testing.T) {
 	if got := env.store.count(inventory.StateIssued); got != n {
 		t.Errorf("store holds %d issued, want %d", got, n)
 	}
-	t.Log(fmt.Sprintf("%d distinct serials", len(seen)))
+	t.Logf("%d distinct serials", len(seen))
 }

@@ -93,7 +93,7 @@ type uriAttrs map[string]string
 func parseURI(scheme, raw string) (uriAttrs, error) {
 	s, rest, ok := strings.Cut(raw, ":")
 	if !ok || !strings.EqualFold(s, scheme) {
-		return nil, fmt.Errorf("hsm: URI %q does not start with %s:", redactURI(raw), scheme)
+		return nil, fmt.Errorf("hsm: URI %q does not start with scheme %s", redactURI(raw), scheme)
 	}
 	path, query, _ := strings.Cut(rest, "?")
 	attrs := uriAttrs{}

@@ -179,9 +179,7 @@ func parseDSN(dsn string) (dialect, driverName, driverDSN string, err error) {
 		return DialectPostgres, "pgx", dsn, nil
 	case strings.HasPrefix(dsn, "sqlite:"):
 		rest := strings.TrimPrefix(dsn, "sqlite:")
-		if strings.HasPrefix(rest, "//") { // sqlite:///abs/path.db
-			rest = strings.TrimPrefix(rest, "//")
-		}
+		rest = strings.TrimPrefix(rest, "//") // sqlite:///abs/path.db
 		d, err := sqliteDSN(rest)
 		return DialectSQLite, "sqlite", d, err
 	default:
