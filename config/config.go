@@ -249,7 +249,7 @@ func mapURIPaths(uri string, f func(string) string) string {
 			continue
 		}
 		if dv, err := url.PathUnescape(v); err == nil {
-			parts[i] = k + "=" + escapeURIValue(f(dv))
+			parts[i] = k + "=" + hsm.EscapeURIValue(f(dv))
 		}
 	}
 	out := scheme + ":" + strings.Join(parts, ";")
@@ -272,21 +272,6 @@ func URIPath(uri, attr string) string {
 		}
 	}
 	return ""
-}
-
-// escapeURIValue percent-encodes all but RFC 3986 unreserved characters and
-// '/', the same rule hsm uses, so a path can never read as a separator.
-func escapeURIValue(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~/", c) >= 0 {
-			b.WriteByte(c)
-			continue
-		}
-		fmt.Fprintf(&b, "%%%02X", c)
-	}
-	return b.String()
 }
 
 // Secret loads the backend's PIN or passphrase from the file or the

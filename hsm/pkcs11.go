@@ -155,7 +155,7 @@ func p11KeyURI(id []byte, label string) string {
 		parts = append(parts, "id="+hex.EncodeToString(id))
 	}
 	if label != "" {
-		parts = append(parts, "object="+escapeURIValue(label))
+		parts = append(parts, "object="+EscapeURIValue(label))
 	}
 	return p11Scheme + ":" + strings.Join(parts, ";")
 }

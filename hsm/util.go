@@ -144,9 +144,10 @@ func (a uriAttrs) only(what string, allowed ...string) error {
 	return nil
 }
 
-// escapeURIValue percent-encodes everything but RFC 3986 unreserved
-// characters and '/', so a value can never be mistaken for a separator.
-func escapeURIValue(s string) string {
+// EscapeURIValue percent-encodes everything but RFC 3986 unreserved
+// characters and '/', so a value can never be mistaken for a separator in a
+// softkms: or pkcs11: URI. config uses it when it rewrites key URIs.
+func EscapeURIValue(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -195,9 +196,9 @@ func (s *keySigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) 
 
 // SoftKMSURI returns the backend URI for a softkms key directory, escaping
 // characters that would otherwise split the URI.
-func SoftKMSURI(dir string) string { return "softkms:dir=" + escapeURIValue(dir) }
+func SoftKMSURI(dir string) string { return "softkms:dir=" + EscapeURIValue(dir) }
 
 // PKCS11URI returns the backend URI for the token labelled token in module.
 func PKCS11URI(module, token string) string {
-	return "pkcs11:module-path=" + escapeURIValue(module) + ";token=" + escapeURIValue(token)
+	return "pkcs11:module-path=" + EscapeURIValue(module) + ";token=" + EscapeURIValue(token)
 }
