@@ -67,4 +67,12 @@ type Options struct {
 	// transaction, so it must not block for long and cannot undo the
 	// revocation; ctx is the revoking request's context.
 	OnRevoke func(ctx context.Context, c *inventory.Certificate)
+
+	// RevocationStore, when set, turns on the revocation service: OCSP
+	// responses pre-signed at issuance and revocation, CRLs (see
+	// [CA.GenerateCRLs], [CA.RunRevocation]) and the blocked-key check in
+	// Issue. *inventory.Store satisfies it; cmd/mica always sets it. Nil
+	// (issuance unit tests) means none of these happen.
+	RevocationStore RevocationStore
+	Revocation      RevocationConfig
 }

@@ -33,6 +33,7 @@ type CA struct {
 	profiles map[string]*policy
 	names    []string // sorted profile names
 	onRevoke func(context.Context, *inventory.Certificate)
+	rev      *revoker  // nil without Options.RevocationStore
 	crashAt  string    // MICA_TEST_CRASH_AT, test-only
 	hooks    testHooks // test-only
 
@@ -106,6 +107,9 @@ func New(ctx context.Context, opts Options) (*CA, error) {
 	}
 	if now := c.now(); now.After(c.issuerCert.NotAfter) {
 		return nil, Errorf(ErrUnavailable, "issuing CA %s expired on %s", c.issuer.ID, c.issuerCert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if opts.RevocationStore != nil {
+		c.rev = newRevoker(c, opts.RevocationStore, opts.Revocation)
 	}
 	return c, nil
 }

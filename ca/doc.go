@@ -30,6 +30,16 @@
 // generated inside backends. The root key can be left offline; later
 // intermediates are signed with [SignIntermediate].
 //
+// # Revocation
+//
+// [CA.Revoke] is the only revocation path. With Options.RevocationStore set
+// the CA also runs the revocation service (revocation.go, crl.go, ocsp.go):
+// OCSP responses pre-signed at issuance and revocation, CRLs signed in
+// batches by [CA.RunRevocation] under a store lock so one replica signs,
+// [CA.RespondOCSP] for the HTTP front end, and the blocked-key check in
+// Issue's first step, which every front end inherits. [CA.IncidentRevoke]
+// revokes a selection and blocks its keys as one audited incident.
+//
 // # Errors
 //
 // Every error returned by this package wraps exactly one kind of the

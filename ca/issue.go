@@ -41,6 +41,9 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 	// written or key touched, so a refusal is cheap and leaves no trace
 	// but its audit event.
 	chk, err := check(req, pol, c.issuerCert, now)
+	if err == nil {
+		err = c.checkBlockedKey(ctx, chk)
+	}
 	if err != nil {
 		c.audit(ctx, req, pol.Name, "", err)
 		return nil, err
@@ -64,7 +67,7 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 		serial = serialHex(sn)
 		tmpl, err = buildLeaf(chk, leafParams{
 			serial: sn, issuer: c.issuerCert, sigAlg: c.sigAlg,
-			urls: urlsFor(c.urls, c.issuer.ID, true), profile: pol,
+			urls: c.certCRLURLs(urlsFor(c.urls, c.issuer.ID, true), sn), profile: pol,
 		})
 		if err != nil {
 			return nil, c.fail(ctx, req, pol.Name, err)
@@ -135,6 +138,9 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 	rec.State = inventory.StateIssued
 	rec.DER = der
 	rec.FingerprintSHA256 = fingerprint
+	if c.rev != nil {
+		c.rev.certIssued(ctx, rec)
+	}
 	c.log.Info("certificate issued", "issuer", c.issuer.ID, "serial", serial, "profile", pol.Name,
 		"requester", req.Requester, "protocol", req.Protocol, "not_after", rec.NotAfter)
 	return &Issued{Certificate: cert, Chain: c.Chain(), Record: rec}, nil

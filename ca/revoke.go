@@ -65,7 +65,9 @@ func ParseRevocationReason(s string) (string, int, error) {
 
 // Revoke revokes a certificate. It is the only revocation path in MICA:
 // ACME, EST, the web UI and the CLI all call it. The revocation and its
-// audit event are committed together; then Options.OnRevoke is called.
+// audit event are committed together; then the OCSP response is re-signed
+// as revoked, the issuer's CRL is scheduled (see [CA.RunRevocation]), and
+// Options.OnRevoke is called.
 // Errors: ErrBadRevocation (malformed serial, unknown reason, ambiguous
 // serial), ErrNotFound (no such issued certificate), ErrAlreadyRevoked,
 // ErrUnavailable (store failure).
@@ -77,6 +79,9 @@ func (c *CA) Revoke(ctx context.Context, rr RevokeRequest) (*inventory.Certifica
 	}
 	c.log.Info("certificate revoked", "issuer", rec.IssuerID, "serial", rec.Serial, "reason", rec.RevocationReason,
 		"actor", rr.Actor, "protocol", rr.Protocol)
+	if c.rev != nil {
+		c.rev.certRevoked(ctx, rec)
+	}
 	if c.onRevoke != nil {
 		c.onRevoke(ctx, rec)
 	}

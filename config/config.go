@@ -47,6 +47,12 @@ type Config struct {
 	Server   Server                `yaml:"server"`
 	Log      Log                   `yaml:"log"`
 	Profiles map[string]ca.Profile `yaml:"profiles,omitempty"`
+	// Revocation tunes CRLs and OCSP (see revocation.go).
+	Revocation Revocation `yaml:"revocation"`
+	// ACME configures the ACME front end (see acme.go).
+	ACME ACME `yaml:"acme,omitempty"`
+	// EST configures the EST front end (see est.go, docs/est.md).
+	EST EST `yaml:"est,omitempty"`
 
 	// profilesDefaulted records that Profiles came from ca.DefaultProfiles,
 	// so Write leaves them out and later versions' defaults apply.
@@ -200,6 +206,7 @@ func (c *Config) applyDefaults() {
 	}
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "text")
+	c.Revocation.applyDefaults()
 	if len(c.Profiles) == 0 {
 		c.Profiles = ca.DefaultProfiles()
 		c.profilesDefaulted = true

@@ -152,6 +152,8 @@ func (c *Config) Validate() error {
 		// Key types, usages and name patterns are checked by ca, which
 		// owns their vocabulary (it accepts EC-P521 subjects, for one).
 	}
+	errs = append(errs, c.Revocation.validate()...)
+	errs = append(errs, c.validateEST()...)
 	return errors.Join(errs...)
 }
 

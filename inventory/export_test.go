@@ -87,3 +87,13 @@ func (s *Store) Seed(ctx context.Context, certs []Certificate) error {
 		return nil
 	})
 }
+
+// LatestMigration is the highest migration version for dialect, so
+// schema tests need no edit when a migration is added.
+func LatestMigration(dialect string) int {
+	ms, err := migrations(dialect)
+	if err != nil || len(ms) == 0 {
+		return -1
+	}
+	return ms[len(ms)-1].version
+}

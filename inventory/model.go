@@ -82,8 +82,11 @@ func (c *Certificate) EffectiveState(now time.Time) State {
 // ordered by ID descending (newest first) and paged by keyset: pass the last
 // ID seen as Before.
 type CertFilter struct {
-	IssuerID        string
-	Serial          string // normalised hex
+	IssuerID string
+	Serial   string // normalised hex
+	// Serials, when non-empty, keeps only these serials (any spelling; at
+	// most 1000, so an incident's file of serials is queried in chunks).
+	Serials         []string
 	Text            string // substring of common name, subject, SANs, serial, fingerprint
 	States          []State
 	Profile         string

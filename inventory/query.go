@@ -21,6 +21,20 @@ func (s *Store) certWhere(f CertFilter, withCursor bool) (*where, error) {
 		}
 		w.add(`serial = ?`, serial)
 	}
+	if len(f.Serials) > 0 {
+		if len(f.Serials) > 1000 {
+			return nil, fmt.Errorf("%w: at most 1000 serials per query, got %d", ErrInvalid, len(f.Serials))
+		}
+		args := make([]any, len(f.Serials))
+		for i, sr := range f.Serials {
+			n, err := NormalizeSerial(sr)
+			if err != nil {
+				return nil, err
+			}
+			args[i] = n
+		}
+		w.add(`serial IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")+`)`, args...)
+	}
 	if f.Profile != "" {
 		w.add(`profile = ?`, f.Profile)
 	}

@@ -15,6 +15,9 @@ command -v pkcs11-tool >/dev/null || need+=(opensc)
 command -v openssl >/dev/null || need+=(openssl)
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v psql >/dev/null || need+=(postgresql-client)
+command -v certbot >/dev/null || need+=(certbot)  # ACME acceptance tests
+command -v lego >/dev/null || need+=(lego)
+command -v curl >/dev/null || need+=(curl)         # EST acceptance tests (curl + openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   SUDO=""

@@ -333,6 +333,12 @@ func runCertRevoke(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "revoked serial=%s issuer=%s reason=%s at=%s\n",
 		displaySerial(rec.Serial), rec.IssuerID, rec.RevocationReason, fmtTime(deref(rec.RevokedAt)))
+	// Revoke already re-signed the OCSP response. The CRL is re-signed
+	// here too: the store is shared, so a running server serves it at once,
+	// and with no server running the next one finds it current.
+	if err := g.ca.GenerateCRLs(ctx, rec.IssuerID); err != nil {
+		fmt.Fprintf(e.stderr, "warning: the revocation is recorded but the CRL was not re-signed (%s); a running server or 'mica crl generate' will do it\n", ca.UserMessage(err))
+	}
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/config"
 	"github.com/mica-pki/mica/hsm"
@@ -208,6 +210,9 @@ type engine struct {
 	keys  hsm.Backend
 	ca    *ca.CA
 	log   *slog.Logger
+	// registry collects the metrics /metrics serves; serve sets it so
+	// front ends can register theirs before the server exists.
+	registry *prometheus.Registry
 }
 
 func (g *engine) Close() {
@@ -236,6 +241,11 @@ func openEngine(ctx context.Context, e *env, cfg *config.Config, log *slog.Logge
 		Profiles: cfg.Profiles,
 		URLs:     cfg.EffectiveURLs(),
 		Logger:   log,
+		// Every command that opens the engine gets revocation: OCSP is
+		// pre-signed at issuance and revocation and blocked keys are
+		// refused, whether the CLI or the server does the issuing.
+		RevocationStore: g.store,
+		Revocation:      cfg.Revocation.CA(),
 	})
 	if err != nil {
 		g.Close()

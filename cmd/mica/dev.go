@@ -22,6 +22,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	c := newFlags(e, "dev", "[flags]")
 	listen := c.fs.String("listen", "", "HTTPS `HOST:PORT` (default 127.0.0.1:8443)")
 	httpListen := c.fs.String("http-listen", "", "plain-HTTP `HOST:PORT` (default 127.0.0.1:8080)")
+	acmeF := addACMEFlags(c.fs)
 	if pos, err := c.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -44,6 +45,12 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 	if err := overrideListeners(cfg, *listen, *httpListen); err != nil {
 		return err
+	}
+	if err := acmeF.apply(cfg); err != nil {
+		return err
+	}
+	if len(cfg.EST.Labels) == 0 {
+		cfg.EST = config.DevEST() // EST "default" label at /.well-known/est/
 	}
 	if strings.HasPrefix(cfg.Keys.Backend, "softkms:") {
 		warnSoftware(e)

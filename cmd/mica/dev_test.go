@@ -46,11 +46,11 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startDev starts mica dev on random loopback ports and waits for its
-// banner.
-func startDev(t *testing.T, dir string) *devRun {
+// startDev starts mica dev on random loopback ports, with extra flags,
+// and waits for its banner.
+func startDev(t *testing.T, dir string, extra ...string) *devRun {
 	t.Helper()
-	cmd := exec.Command(micaBin, "dev", "--data", dir, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	cmd := exec.Command(micaBin, append([]string{"dev", "--data", dir, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, extra...)...)
 	cmd.Env = baseEnv()
 	d := &devRun{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = d.stderr

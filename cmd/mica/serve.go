@@ -10,15 +10,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/config"
 	"github.com/mica-pki/mica/server"
+	"github.com/mica-pki/mica/status"
 )
 
 func runServe(ctx context.Context, e *env, args []string) error {
 	c := newFlags(e, "serve", "[flags]")
 	listen := c.fs.String("listen", "", "HTTPS `HOST:PORT` (overrides server.listen)")
 	httpListen := c.fs.String("http-listen", "", "plain-HTTP `HOST:PORT` (overrides server.http_listen)")
+	acmeF := addACMEFlags(c.fs)
 	if pos, err := c.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -29,6 +34,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := overrideListeners(cfg, *listen, *httpListen); err != nil {
+		return err
+	}
+	if err := acmeF.apply(cfg); err != nil {
 		return err
 	}
 	log := c.logger(cfg, true)
@@ -111,8 +119,21 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 	for _, c := range g.ca.Chain() {
 		clientCAs.AddCert(c)
 	}
+	// EST labels may trust manufacturer roots (IDevID bootstrap); the TLS
+	// layer accepts their certificates and enroll checks per label which
+	// anchor a request may use.
+	if err := addESTRoots(clientCAs, cfg.EST); err != nil {
+		return err
+	}
 
-	mounts := frontEnds(g)
+	g.registry = prometheus.NewRegistry()
+	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// CRL batching and scheduling, OCSP refresh; one replica runs each job.
+	go g.ca.RunRevocation(ctx)
+	mounts, err := frontEnds(ctx, g)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
 		HTTPSListener:   httpsLn,
 		HTTPListener:    httpLn,
@@ -123,6 +144,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 		ShutdownTimeout: cfg.Server.ShutdownTimeout.D(),
 		MaxBodyBytes:    cfg.Server.MaxBodyBytes,
 		Mount:           mounts,
+		Registry:        g.registry,
 	})
 	if err != nil {
 		return err
@@ -155,9 +177,27 @@ func pinPort(addr *string, bound net.Addr) {
 // frontEnds returns the protocol front ends to mount. This is the one place
 // acme, enroll and web get wired in as they arrive: each is built from the
 // engine's CA and store and returned as a server.Mounter.
-func frontEnds(g *engine) []server.Mounter {
-	_ = g
-	return nil
+func frontEnds(ctx context.Context, g *engine) ([]server.Mounter, error) {
+	var reg prometheus.Registerer
+	if g.registry != nil {
+		reg = g.registry
+	}
+	acmeSrv, err := acmeFrontEnd(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	mounts := []server.Mounter{
+		status.New(g.ca, g.log, reg), // CRL and OCSP on the plain listener
+		acmeSrv,                      // ACME on the HTTPS listener
+	}
+	estSrv, err := estFrontEnd(ctx, g, reg)
+	if err != nil {
+		return nil, err
+	}
+	if estSrv != nil {
+		mounts = append(mounts, estSrv) // EST on the HTTPS listener
+	}
+	return mounts, nil
 }
 
 // serverCert holds the HTTPS listener certificate and renews it, through

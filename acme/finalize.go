@@ -1,0 +1,183 @@
+package acme
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mica-pki/mica/ca"
+	"github.com/mica-pki/mica/inventory"
+)
+
+// issueTimeout bounds one issuance started by finalize; it keeps running
+// after the client has been told "processing".
+const issueTimeout = 5 * time.Minute
+
+// finalize submits the CSR of a ready order (RFC 8555 section 7.4). The
+// order moves ready → processing here, and processing → valid or invalid
+// when the CA answers. If the CA answers within FinalizeWait the response
+// carries the outcome; otherwise it is "processing" with Retry-After and
+// the client polls the order (the Location header).
+func (s *Server) finalize(w http.ResponseWriter, req *request) error {
+	var in struct {
+		CSR string `json:"csr"`
+	}
+	if p := decodePayload(req, &in); p != nil {
+		return p
+	}
+	o, _, err := s.loadOrder(req, chi.URLParam(req.Request, "id"))
+	if err != nil {
+		return err
+	}
+	orderURL := s.url(req.Request, "order", o.ID)
+	if o.Status != statusReady {
+		p := problem(probOrderNotReady, http.StatusForbidden, "the order is %s, not ready", o.Status)
+		return p
+	}
+	der, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(in.CSR, "="))
+	if err != nil {
+		return problem(probBadCSR, http.StatusBadRequest, "csr is not base64url")
+	}
+	if p := csrMatchesOrder(der, o); p != nil {
+		return p
+	}
+	creq := ca.Request{CSR: der, Profile: o.Profile, Identifiers: caIdentifiers(o), Requester: s.accountURL(req.Request, o.AccountID),
+		Protocol: "acme", Source: remoteIP(req.Request)}
+	if o.NotBefore != nil {
+		creq.NotBefore = *o.NotBefore
+	}
+	if o.NotAfter != nil {
+		creq.NotAfter = *o.NotAfter
+	}
+	if creq.Predecessor, err = s.predecessor(req, o); err != nil {
+		return err
+	}
+	if err := s.store.UpdateACMEOrder(req.Context(), o.ID, []string{statusReady}, inventory.ACMEOrderUpdate{Status: statusProcessing}); err != nil {
+		if errors.Is(err, inventory.ErrConflict) {
+			return problem(probOrderNotReady, http.StatusForbidden, "the order is being finalized by another request")
+		}
+		return internal(err)
+	}
+	done := make(chan *Problem, 1)
+	go func() { done <- s.issue(context.WithoutCancel(req.Context()), o.ID, creq) }()
+	select {
+	case p := <-done:
+		if p != nil {
+			return p
+		}
+	case <-time.After(s.opts.FinalizeWait):
+		w.Header().Set("Retry-After", "1")
+	}
+	fresh, err := s.store.ACMEOrder(req.Context(), o.ID)
+	if err != nil {
+		return internal(err)
+	}
+	writeJSON(w, http.StatusOK, orderURL, s.orderObject(req.Request, fresh))
+	return nil
+}
+
+// issue asks the CA for the certificate and records the outcome on the
+// order. It runs detached from the request.
+func (s *Server) issue(ctx context.Context, orderID string, creq ca.Request) *Problem {
+	ctx, cancel := context.WithTimeout(ctx, issueTimeout)
+	defer cancel()
+	issued, err := s.ca.Issue(ctx, creq)
+	u := inventory.ACMEOrderUpdate{Status: statusValid}
+	var p *Problem
+	if err != nil {
+		p = caProblem(err)
+		if p.Status >= 500 {
+			s.log.Error("acme: issuance failed", "order", orderID, "err", err)
+		}
+		b, _ := json.Marshal(p)
+		u = inventory.ACMEOrderUpdate{Status: statusInvalid, Error: b}
+	} else {
+		u.CertIssuerID, u.CertSerial = issued.Record.IssuerID, issued.Record.Serial
+	}
+	if err := s.store.UpdateACMEOrder(ctx, orderID, []string{statusProcessing}, u); err != nil {
+		s.log.Error("acme: recording the finalize outcome", "order", orderID, "err", err)
+		if p == nil {
+			p = internal(err)
+		}
+	}
+	return p
+}
+
+// caIdentifiers converts the order's identifiers to the ca's notation.
+func caIdentifiers(o *inventory.ACMEOrder) []string {
+	out := make([]string, 0, len(o.Identifiers))
+	for _, id := range o.Identifiers {
+		out = append(out, id.Type+":"+id.Value)
+	}
+	return out
+}
+
+// csrMatchesOrder wants the CSR's names to be exactly the order's
+// identifiers (RFC 8555 section 7.4); the common name, if any, must be
+// one of them. A mismatch leaves the order ready for a corrected CSR.
+func csrMatchesOrder(der []byte, o *inventory.ACMEOrder) *Problem {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return problem(probBadCSR, http.StatusBadRequest, "the CSR cannot be parsed")
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return problem(probBadCSR, http.StatusBadRequest, "the CSR signature does not verify")
+	}
+	var got, want []string
+	for _, n := range csr.DNSNames {
+		got = append(got, "dns:"+strings.ToLower(n))
+	}
+	for _, ip := range csr.IPAddresses {
+		got = append(got, "ip:"+ip.String())
+	}
+	if len(csr.URIs) > 0 || len(csr.EmailAddresses) > 0 {
+		return problem(probBadCSR, http.StatusBadRequest, "the CSR has names (URI or e-mail) ACME cannot authorize")
+	}
+	want = caIdentifiers(o)
+	slices.Sort(got)
+	got = slices.Compact(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		return problem(probBadCSR, http.StatusBadRequest, "the CSR names %v are not the order's identifiers %v", got, want)
+	}
+	if cn := strings.ToLower(csr.Subject.CommonName); cn != "" && !slices.Contains(want, "dns:"+cn) && !slices.Contains(want, "ip:"+cn) {
+		return problem(probBadCSR, http.StatusBadRequest, "the CSR common name %q is not one of the order's identifiers", cn)
+	}
+	return nil
+}
+
+// predecessor names the certificate this order renews: the one named by
+// ARI's replaces, else the newest certificate of this account with the
+// same names, so renewals by clients without ARI still link up.
+func (s *Server) predecessor(req *request, o *inventory.ACMEOrder) (string, error) {
+	if o.Replaces != "" {
+		c, p := s.replacedCert(req, o.Replaces)
+		if p != nil {
+			return "", p
+		}
+		return c.IssuerID + "/" + c.Serial, nil
+	}
+	cs, err := s.store.FindCertificates(req.Context(), inventory.CertFilter{Requester: s.accountURL(req.Request, o.AccountID),
+		Protocol: "acme", States: []inventory.State{inventory.StateIssued}, Limit: 50})
+	if err != nil {
+		return "", internal(err)
+	}
+	want := caIdentifiers(o)
+	slices.Sort(want)
+	for _, c := range cs {
+		sans := slices.Clone(c.SANs)
+		slices.Sort(sans)
+		if slices.Equal(sans, want) {
+			return c.IssuerID + "/" + c.Serial, nil
+		}
+	}
+	return "", nil
+}

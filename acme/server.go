@@ -1,0 +1,323 @@
+package acme
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mica-pki/mica/ca"
+	"github.com/mica-pki/mica/inventory"
+)
+
+// CA is what the ACME server needs from the issuance engine. *ca.CA
+// satisfies it. Methods are called concurrently and honour ctx; errors
+// carry the ca package's vocabulary.
+type CA interface {
+	Issue(ctx context.Context, req ca.Request) (*ca.Issued, error)
+	Revoke(ctx context.Context, rr ca.RevokeRequest) (*inventory.Certificate, error)
+	Profile(name string) (ca.Profile, bool)
+}
+
+// Store is the part of the inventory the ACME server uses. *inventory.Store
+// satisfies it; its errors wrap inventory.ErrNotFound, ErrDuplicate,
+// ErrConflict and ErrInvalid, and every method is safe for concurrent use.
+type Store interface {
+	CreateACMEAccount(ctx context.Context, a *inventory.ACMEAccount, ev inventory.Event) error
+	ACMEAccount(ctx context.Context, f inventory.ACMEAccountFilter) (*inventory.ACMEAccount, error)
+	CountACMEAccounts(ctx context.Context, f inventory.ACMEAccountFilter) (int, error)
+	UpdateACMEAccount(ctx context.Context, a *inventory.ACMEAccount, ev inventory.Event) error
+	AddACMENonce(ctx context.Context, value string, expires time.Time) error
+	ConsumeACMENonce(ctx context.Context, value string) (bool, error)
+	PurgeACMENonces(ctx context.Context, now time.Time) (int64, error)
+	ACMEEABKey(ctx context.Context, kid string) (*inventory.ACMEEABKey, error)
+	CreateACMEOrder(ctx context.Context, o *inventory.ACMEOrder, authzs []inventory.ACMEAuthz) error
+	ACMEOrder(ctx context.Context, id string) (*inventory.ACMEOrder, error)
+	FindACMEOrders(ctx context.Context, f inventory.ACMEOrderFilter) ([]inventory.ACMEOrder, error)
+	CountACMEOrders(ctx context.Context, f inventory.ACMEOrderFilter) (int, error)
+	ACMEAuthzs(ctx context.Context, f inventory.ACMEAuthzFilter) ([]inventory.ACMEAuthz, error)
+	UpdateACMEOrder(ctx context.Context, id string, from []string, u inventory.ACMEOrderUpdate) error
+	UpdateACMEAuthz(ctx context.Context, id string, from []string, status string) error
+	UpdateACMEChallenge(ctx context.Context, id string, from []string, u inventory.ACMEChallengeUpdate) error
+	Certificate(ctx context.Context, issuerID, serial string) (*inventory.Certificate, error)
+	FindCertificates(ctx context.Context, f inventory.CertFilter) ([]inventory.Certificate, error)
+	Issuers(ctx context.Context) ([]inventory.Issuer, error)
+}
+
+// EAB policies of a profile.
+const (
+	EABNone     = ""         // accounts without EAB only (EAB sent is ignored)
+	EABOptional = "optional" // EAB verified and bound when sent
+	EABRequired = "required"
+)
+
+// Profile is one ACME directory.
+type Profile struct {
+	// CAProfiles are the MICA issuance profiles this directory offers
+	// through the profiles extension; the first is the default.
+	CAProfiles []string `yaml:"ca_profiles" json:"ca_profiles"`
+	EAB        string   `yaml:"eab,omitempty" json:"eab,omitempty"`
+}
+
+// DefaultProfiles is what `mica dev` serves: "default" for any DNS name
+// or IP through the CA's server profile, without EAB.
+func DefaultProfiles() map[string]Profile {
+	return map[string]Profile{"default": {CAProfiles: []string{"server"}}}
+}
+
+// Limits are per-account and per-IP rate limits, counted in the store so
+// they hold across replicas. Zero disables a limit.
+type Limits struct {
+	OrdersPerAccountPerHour int `yaml:"orders_per_account_per_hour,omitempty"`
+	OrdersPerIPPerHour      int `yaml:"orders_per_ip_per_hour,omitempty"`
+	AccountsPerIPPerHour    int `yaml:"accounts_per_ip_per_hour,omitempty"`
+}
+
+// Options configure a Server.
+type Options struct {
+	CA       CA
+	Store    Store
+	Profiles map[string]Profile // nil: DefaultProfiles
+	// BaseURL is the external https://host[:port] clients use; empty means
+	// the request's Host, which suits a single listener.
+	BaseURL    string
+	Validation ValidationOptions
+	Limits     Limits
+	// EABSecret seals and opens EAB HMAC keys (see SealEABKey). Needed for
+	// profiles with EAB.
+	EABSecret []byte
+	// OrderLifetime is how long an order and its authorizations stay
+	// pending; zero means 24h.
+	OrderLifetime time.Duration
+	// FinalizeWait is how long finalize waits for the CA before answering
+	// "processing" with Retry-After; zero means 10s.
+	FinalizeWait time.Duration
+	// MaxBodyBytes caps a JWS body; zero means 64 KiB.
+	MaxBodyBytes int64
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// Server is the ACME front end. Create it with New; it implements
+// server.Mounter and server.Describer.
+type Server struct {
+	ca       CA
+	store    Store
+	profiles map[string]Profile
+	opts     Options
+	now      func() time.Time
+	log      *slog.Logger
+	val      *validator
+}
+
+// New checks opts and starts the validation workers and the nonce
+// janitor, which run until ctx ends.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.CA == nil || opts.Store == nil {
+		return nil, fmt.Errorf("acme: CA and Store are required")
+	}
+	if opts.Profiles == nil {
+		opts.Profiles = DefaultProfiles()
+	}
+	for name, p := range opts.Profiles {
+		if !profileName(name) {
+			return nil, fmt.Errorf("acme: profile name %q must be letters, digits, '-' or '_'", name)
+		}
+		if len(p.CAProfiles) == 0 {
+			return nil, fmt.Errorf("acme: profile %s lists no CA profiles", name)
+		}
+		for _, cp := range p.CAProfiles {
+			if _, ok := opts.CA.Profile(cp); !ok {
+				return nil, fmt.Errorf("acme: profile %s: the CA has no profile %q", name, cp)
+			}
+		}
+		switch p.EAB {
+		case EABNone, EABOptional, EABRequired:
+		default:
+			return nil, fmt.Errorf("acme: profile %s: eab must be empty, optional or required", name)
+		}
+		if p.EAB != EABNone && len(opts.EABSecret) == 0 {
+			return nil, fmt.Errorf("acme: profile %s uses EAB but no EAB secret is configured", name)
+		}
+	}
+	if opts.OrderLifetime <= 0 {
+		opts.OrderLifetime = 24 * time.Hour
+	}
+	if opts.FinalizeWait <= 0 {
+		opts.FinalizeWait = 10 * time.Second
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 64 << 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
+	s := &Server{ca: opts.CA, store: opts.Store, profiles: opts.Profiles, opts: opts, now: opts.Now, log: opts.Logger}
+	v, err := newValidator(ctx, s, opts.Validation)
+	if err != nil {
+		return nil, err
+	}
+	s.val = v
+	go s.janitor(ctx)
+	return s, nil
+}
+
+func profileName(n string) bool {
+	if n == "" || len(n) > 64 {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Mount registers the ACME routes on the HTTPS router.
+func (s *Server) Mount(https, _ chi.Router) {
+	https.Route("/acme/{profile}", func(r chi.Router) {
+		r.Use(s.common)
+		r.Get("/directory", s.directory)
+		r.Head("/new-nonce", s.newNonce)
+		r.Get("/new-nonce", s.newNonce)
+		r.Get("/renewal-info/{certID}", s.renewalInfo)
+		r.Post("/new-account", s.handle(s.newAccount, jwkOnly))
+		r.Post("/new-order", s.handle(s.newOrder, kidOnly))
+		r.Post("/revoke-cert", s.handle(s.revokeCert, jwkOrKid))
+		r.Post("/key-change", s.handle(s.keyChange, kidOnly))
+		r.Post("/acct/{id}", s.handle(s.account, kidOnly))
+		r.Post("/acct/{id}/orders", s.handle(s.accountOrders, kidOnly))
+		r.Post("/order/{id}", s.handle(s.order, kidOnly))
+		r.Post("/order/{id}/finalize", s.handle(s.finalize, kidOnly))
+		r.Post("/authz/{id}", s.handle(s.authz, kidOnly))
+		r.Post("/chall/{authz}/{id}", s.handle(s.challenge, kidOnly))
+		r.Post("/cert/{id}", s.handle(s.certificate, kidOnly))
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, notFound("resource")) })
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+			writeProblem(w, problem(probMalformed, http.StatusMethodNotAllowed, "method %s not allowed here", r.Method))
+		})
+	})
+}
+
+// Describe lists the directory URLs for the `mica dev` banner.
+func (s *Server) Describe(httpsBase, _ string) []string {
+	names := make([]string, 0, len(s.profiles))
+	for n := range s.profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, fmt.Sprintf("%s/acme/%s/directory (ACME, issuance profiles %s%s)", httpsBase, n,
+			strings.Join(s.profiles[n].CAProfiles, ", "), map[string]string{EABOptional: ", EAB optional", EABRequired: ", EAB required"}[s.profiles[n].EAB]))
+	}
+	return out
+}
+
+// common answers unknown profiles and sets the headers every ACME
+// response carries: a fresh nonce (RFC 8555 section 6.5), no caching, and
+// the directory link (section 7.1).
+func (s *Server) common(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := chi.URLParam(r, "profile")
+		if _, ok := s.profiles[name]; !ok {
+			writeProblem(w, notFound("ACME directory"))
+			return
+		}
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Add("Link", fmt.Sprintf(`<%s>;rel="index"`, s.url(r, "directory")))
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/directory") {
+			nonce, err := s.newNonceValue(r.Context())
+			if err != nil {
+				s.log.Error("acme: cannot create a nonce", "err", err)
+				writeProblem(w, internal(err))
+				return
+			}
+			h.Set("Replay-Nonce", nonce)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// base returns the external base URL for r.
+func (s *Server) base(r *http.Request) string {
+	if s.opts.BaseURL != "" {
+		return s.opts.BaseURL
+	}
+	return "https://" + r.Host
+}
+
+// url builds the URL of a resource under r's profile.
+func (s *Server) url(r *http.Request, parts ...string) string {
+	return s.base(r) + "/acme/" + chi.URLParam(r, "profile") + "/" + strings.Join(parts, "/")
+}
+
+// remoteIP is the client address for audit and per-IP limits.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// writeJSON sends v with status and an optional Location.
+func writeJSON(w http.ResponseWriter, status int, location string, v any) {
+	if location != "" {
+		w.Header().Set("Location", location)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// randomID returns 16 random bytes, base64url: IDs, tokens and nonces.
+func randomID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) profile(r *http.Request) Profile { return s.profiles[chi.URLParam(r, "profile")] }
+
+// janitor deletes expired nonces every few minutes. Any replica may run
+// it; the DELETE is idempotent.
+func (s *Server) janitor(ctx context.Context) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.store.PurgeACMENonces(ctx, s.now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("acme: purging nonces", "err", err)
+			}
+		}
+	}
+}
+
+// accountURL is the kid of account id.
+func (s *Server) accountURL(r *http.Request, id string) string { return s.url(r, "acct", id) }
+
+func contains(list []string, v string) bool { return slices.Contains(list, v) }

@@ -1,0 +1,213 @@
+package acme
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mica-pki/mica/inventory"
+)
+
+// ValidationOptions configure challenge validation.
+//
+// The network policy applies to the address actually dialed (after DNS,
+// on every redirect), so a name that resolves into a denied network is
+// refused even when its DNS changes between lookups. The default denies
+// nothing, which suits `mica dev` on loopback; in production deny what the
+// CA host can reach but no requester should make it fetch from — for
+// example 127.0.0.0/8, ::1/128, 169.254.0.0/16 (cloud metadata), fe80::/10
+// and the management networks — or allow only the networks your services
+// live in.
+type ValidationOptions struct {
+	HTTP01Port    int           `yaml:"http01_port,omitempty"`    // 0: 80
+	TLSALPN01Port int           `yaml:"tlsalpn01_port,omitempty"` // 0: 443
+	DNSResolver   string        `yaml:"dns_resolver,omitempty"`   // HOST:PORT for TXT, A and AAAA; empty: the system's
+	Workers       int           `yaml:"workers,omitempty"`        // 0: 16
+	Queue         int           `yaml:"queue,omitempty"`          // 0: 1024 pending validations
+	Timeout       time.Duration `yaml:"timeout,omitempty"`        // per validation; 0: 30s
+	AllowNetworks []string      `yaml:"allow_networks,omitempty"` // CIDRs; empty: any
+	DenyNetworks  []string      `yaml:"deny_networks,omitempty"`  // CIDRs, checked first
+}
+
+// job is one queued validation.
+type job struct {
+	authz   inventory.ACMEAuthz
+	chall   inventory.ACMEChallenge
+	keyAuth string
+	account string
+}
+
+// validator runs validations on a bounded pool of workers.
+type validator struct {
+	s        *Server
+	opts     ValidationOptions
+	jobs     chan job
+	allow    []netip.Prefix
+	deny     []netip.Prefix
+	resolver *net.Resolver
+	wg       sync.WaitGroup
+}
+
+func newValidator(ctx context.Context, s *Server, o ValidationOptions) (*validator, error) {
+	if o.HTTP01Port == 0 {
+		o.HTTP01Port = 80
+	}
+	if o.TLSALPN01Port == 0 {
+		o.TLSALPN01Port = 443
+	}
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
+	if o.Queue <= 0 {
+		o.Queue = 1024
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	v := &validator{s: s, opts: o, jobs: make(chan job, o.Queue), resolver: net.DefaultResolver}
+	for _, list := range []struct {
+		in  []string
+		out *[]netip.Prefix
+	}{{o.AllowNetworks, &v.allow}, {o.DenyNetworks, &v.deny}} {
+		for _, c := range list.in {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return nil, fmt.Errorf("acme: network %q is not a CIDR prefix", c)
+			}
+			*list.out = append(*list.out, p.Masked())
+		}
+	}
+	if o.DNSResolver != "" {
+		if _, _, err := net.SplitHostPort(o.DNSResolver); err != nil {
+			return nil, fmt.Errorf("acme: DNS resolver %q is not HOST:PORT", o.DNSResolver)
+		}
+		v.resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, o.DNSResolver)
+		}}
+	}
+	for range o.Workers {
+		v.wg.Add(1)
+		go v.work(ctx)
+	}
+	return v, nil
+}
+
+// enqueue queues j without blocking; false means the queue is full.
+func (v *validator) enqueue(j job) bool {
+	select {
+	case v.jobs <- j:
+		return true
+	default:
+		return false
+	}
+}
+
+func (v *validator) work(ctx context.Context) {
+	defer v.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-v.jobs:
+			v.run(ctx, j)
+		}
+	}
+}
+
+// run validates one challenge and records the outcome on the challenge
+// and its authorization.
+func (v *validator) run(ctx context.Context, j job) {
+	vctx, cancel := context.WithTimeout(ctx, v.opts.Timeout)
+	var p *Problem
+	switch j.chall.Type {
+	case challHTTP01:
+		p = v.http01(vctx, j)
+	case challDNS01:
+		p = v.dns01(vctx, j)
+	case challTLSALPN01:
+		p = v.tlsALPN01(vctx, j)
+	default:
+		p = malformed("unknown challenge type %s", j.chall.Type)
+	}
+	cancel()
+	if p != nil && p.Identifier == nil {
+		p.Identifier = &Identifier{Type: j.authz.Identifier.Type, Value: j.authz.Identifier.Value}
+	}
+	now := v.s.now()
+	u := inventory.ACMEChallengeUpdate{Status: statusValid, Validated: &now}
+	authz := statusValid
+	if p != nil {
+		b, _ := json.Marshal(p)
+		u = inventory.ACMEChallengeUpdate{Status: statusInvalid, Error: b}
+		authz = statusInvalid
+		v.s.log.Info("acme: challenge failed", "type", j.chall.Type, "identifier", j.authz.Identifier.Value, "account", j.account, "problem", p.Type, "detail", p.Detail)
+	}
+	// A fresh context: the outcome must be written even when the
+	// validation used up its time.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := v.s.store.UpdateACMEChallenge(wctx, j.chall.ID, []string{statusProcessing}, u); err != nil {
+		v.s.log.Error("acme: recording a challenge outcome", "err", err)
+		return
+	}
+	if err := v.s.store.UpdateACMEAuthz(wctx, j.authz.ID, []string{statusPending}, authz); err != nil && !errors.Is(err, inventory.ErrConflict) {
+		v.s.log.Error("acme: recording an authorization outcome", "err", err)
+	}
+}
+
+// allowed applies the network policy to one address.
+func (v *validator) allowed(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range v.deny {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	if len(v.allow) == 0 {
+		return true
+	}
+	for _, p := range v.allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+var errDeniedNetwork = errors.New("the address is in a network the CA may not connect to")
+
+// dialer resolves through the configured resolver and refuses denied
+// addresses at connect time.
+func (v *validator) dialer() *net.Dialer {
+	return &net.Dialer{
+		Timeout:  10 * time.Second,
+		Resolver: v.resolver,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || !v.allowed(ap.Addr()) {
+				return errDeniedNetwork
+			}
+			return nil
+		},
+	}
+}
+
+// connProblem turns a connection failure into a problem document.
+func connProblem(what string, err error) *Problem {
+	if errors.Is(err, errDeniedNetwork) {
+		return problem(probRejectedIdentifier, http.StatusBadRequest, "%s: %v", what, errDeniedNetwork)
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return problem(probDNS, http.StatusBadRequest, "%s: DNS lookup of %s failed", what, dnsErr.Name)
+	}
+	return problem(probConnection, http.StatusBadRequest, "%s: %v", what, err)
+}

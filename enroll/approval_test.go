@@ -1,0 +1,90 @@
+package enroll_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mica-pki/mica/inventory"
+)
+
+// TestApproval: a held label answers 202 + Retry-After until an operator
+// approves; the device's retry with the same CSR then gets the
+// certificate, and a later retry gets the same certificate again.
+func TestApproval(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, st, nil)
+			ctx := context.Background()
+			der, _ := csr(t, "held-dev")
+			u, p := e.token("held")
+			c := e.client(nil)
+			r := post(t, c, e.url("/held/simpleenroll"), u, p, b64(der), nil)
+			if r.code != 202 || r.hdr.Get("Retry-After") == "" {
+				t.Fatalf("first request = %d %q, want 202 with Retry-After", r.code, r.body)
+			}
+			if r = post(t, c, e.url("/held/simpleenroll"), u, p, b64(der), nil); r.code != 202 {
+				t.Fatalf("retry before approval = %d, want 202", r.code)
+			}
+			pend, err := st.ESTPendings(ctx, "pending")
+			if err != nil || len(pend) != 1 {
+				t.Fatalf("pending = %v, %v", pend, err)
+			}
+			if err := st.DecideESTPending(ctx, pend[0].ID, "approved", "operator", inventory.Event{Actor: "operator", Protocol: "cli", Time: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			first := post(t, c, e.url("/held/simpleenroll"), "", "", b64(der), nil)
+			if first.code != 200 {
+				t.Fatalf("retry after approval = %d %s", first.code, first.body)
+			}
+			again := post(t, c, e.url("/held/simpleenroll"), "", "", b64(der), nil)
+			if again.code != 200 || again.body != first.body {
+				t.Fatalf("second pick-up = %d, same=%v", again.code, again.body == first.body)
+			}
+		})
+	}
+}
+
+// TestKeyPool: the pool fills in the background, a claim takes a sealed
+// key out of the store, and an empty pool still serves (cold) and is
+// recorded as an event.
+func TestKeyPool(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, st, nil)
+			ctx := context.Background()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				n, err := st.CountESTPoolKeys(ctx, "default", "EC-P256")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 10 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("pool holds %d keys after 10 s, want 10", n)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for i := 0; i < 12; i++ {
+				der, _ := csr(t, "skg")
+				u, p := e.token("default")
+				if r := post(t, e.client(nil), e.url("/serverkeygen"), u, p, b64(der), nil); r.code != 200 {
+					t.Fatalf("serverkeygen %d = %d %s", i, r.code, r.body)
+				}
+			}
+			for _, action := range []string{"est.pool.refill", "est.pool.empty"} {
+				// The refill runs concurrently with the claims; an empty
+				// pool is likely but not certain, so only refill is required.
+				evs, err := st.Events(ctx, inventory.EventFilter{Action: action})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if action == "est.pool.refill" && len(evs) < 2 {
+					t.Errorf("%d refill events, want at least 2 (initial fill and the one at 20%%)", len(evs))
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,42 @@
+// Package enroll is MICA's EST server (RFC 7030, with the RFC 8951
+// clarifications): devices fetch the CA certificates, enroll, re-enroll,
+// read the CSR attributes their label wants and ask the server to generate
+// their key.
+//
+// # Labels
+//
+// Every operation is served at /.well-known/est/{op} (the default label)
+// and /.well-known/est/{label}/{op}. A [Label] names the ca profile that
+// issues, which credentials may enroll (one-time tokens over HTTP Basic,
+// client certificates from MICA or from extra manufacturer roots), whether
+// an operator must approve each request, and the key pool serverkeygen
+// draws from.
+//
+// # Wire format
+//
+// Responses always carry Content-Transfer-Encoding: base64 with the body
+// base64-encoded and wrapped at 76 columns (RFC 8951 keeps the header for
+// the clients that need it, such as globalsign/est). Requests are read
+// leniently: base64 at any width or on one line, CRLF or LF, with or
+// without the header, PEM-armoured or raw DER CSRs.
+//
+// # Authentication and refusal
+//
+// Refusals are translated from the ca error vocabulary at this edge only
+// (errors.go): 400 malformed, 401 with WWW-Authenticate for missing or
+// wrong credentials, 403 with a text reason for names or keys policy
+// refuses, 404 for an unknown label, 429 with Retry-After when a client's
+// fixed-window budget (kept in the database, so replicas share it) is
+// spent. Every refusal is audited with its reason and source address.
+//
+// # What this package must never do
+//
+//   - sign anything with a CA key or build a certificate itself: it asks
+//     [ca.CA.Issue], which commits the certificate before returning it;
+//   - return a certificate to a client that the store does not hold as
+//     issued;
+//   - keep a pooled private key at rest unsealed, or log any private key,
+//     token secret or sealing key;
+//   - believe a client-certificate header from an address that is not a
+//     configured trusted proxy.
+package enroll

@@ -1,0 +1,4 @@
+package enroll
+
+// ParseCertsOnly exposes parseCertsOnly to the external tests.
+var ParseCertsOnly = parseCertsOnly
