@@ -101,6 +101,11 @@ func (s *Server) authz(w http.ResponseWriter, req *request) error {
 			return err
 		}
 	}
+	for _, c := range z.Challenges {
+		if c.Status == statusProcessing {
+			w.Header().Set("Retry-After", "1") // validation under way
+		}
+	}
 	writeJSON(w, http.StatusOK, "", s.authzObject(req.Request, z))
 	return nil
 }

@@ -1,22 +1,42 @@
 package acme
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/mica-pki/mica/inventory"
 )
 
-// certificate answers POST-as-GET on /cert/{order}: the leaf and its
-// chain up to, not including, the root, PEM (RFC 8555 section 7.4.2).
+// certificate answers POST-as-GET on /cert/{order}[/{alt}]: the leaf and
+// its chain up to, not including, the root, PEM (RFC 8555 section 7.4.2).
+//
+// When the store holds more than one CA certificate for the leaf's issuer
+// — the same subject and key, re-certified or cross-signed during a
+// rotation — each further one is an alternate chain at /cert/{order}/{n},
+// n ≥ 1, and every response links the others with rel="alternate".
 func (s *Server) certificate(w http.ResponseWriter, req *request) error {
 	if !req.postAsGet {
 		return malformed("certificates are downloaded with POST-as-GET")
 	}
-	o, err := s.store.ACMEOrder(req.Context(), chi.URLParam(req.Request, "id"))
+	orderID := chi.URLParam(req.Request, "id")
+	alt := 0
+	if a := chi.URLParam(req.Request, "alt"); a != "" {
+		n, err := strconv.Atoi(a)
+		if err != nil || n < 1 || strconv.Itoa(n) != a {
+			return notFound("certificate")
+		}
+		alt = n
+	}
+	o, err := s.store.ACMEOrder(req.Context(), orderID)
 	if err != nil || o.AccountID != req.account.ID || o.Status != statusValid || o.CertSerial == "" {
 		return notFound("certificate")
 	}
@@ -24,12 +44,25 @@ func (s *Server) certificate(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return internal(err)
 	}
-	chain, err := s.chain(req.Context(), c.IssuerID)
+	chains, err := s.chains(req.Context(), c.IssuerID)
 	if err != nil {
 		return internal(err)
 	}
+	if alt >= len(chains) {
+		return notFound("certificate")
+	}
+	for i := range chains {
+		if i == alt {
+			continue
+		}
+		u := s.url(req.Request, "cert", orderID)
+		if i > 0 {
+			u += "/" + strconv.Itoa(i)
+		}
+		w.Header().Add("Link", fmt.Sprintf(`<%s>;rel="alternate"`, u))
+	}
 	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
-	for _, der := range chain {
+	for _, der := range chains[alt] {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
@@ -38,8 +71,12 @@ func (s *Server) certificate(w http.ResponseWriter, req *request) error {
 	return nil
 }
 
-// chain walks from issuer id up through parent_id, excluding the root.
-func (s *Server) chain(ctx context.Context, id string) ([][]byte, error) {
+// chains returns the chains above a leaf of issuer id: first the one
+// through id itself, then one through each other CA certificate in the
+// store with the same subject and subject key identifier (so the same
+// key signed the leaf), ordered by issuer id. Revoked CA certificates
+// are not offered.
+func (s *Server) chains(ctx context.Context, id string) ([][][]byte, error) {
 	issuers, err := s.store.Issuers(ctx)
 	if err != nil {
 		return nil, err
@@ -48,6 +85,40 @@ func (s *Server) chain(ctx context.Context, id string) ([][]byte, error) {
 	for _, is := range issuers {
 		byID[is.ID] = is
 	}
+	own, ok := byID[id]
+	if !ok {
+		return [][][]byte{nil}, nil
+	}
+	out := [][][]byte{chainFrom(byID, id)}
+	mine, err := x509.ParseCertificate(own.DER)
+	if err != nil {
+		// No alternates for an issuer we cannot parse; its own chain
+		// still serves.
+		return out, nil
+	}
+	var alts []string
+	for _, is := range issuers {
+		if is.ID == id || is.IsRoot || is.Status == "revoked" || bytes.Equal(is.DER, own.DER) {
+			continue
+		}
+		other, err := x509.ParseCertificate(is.DER)
+		if err != nil {
+			continue
+		}
+		if bytes.Equal(other.RawSubject, mine.RawSubject) && len(mine.SubjectKeyId) > 0 && bytes.Equal(other.SubjectKeyId, mine.SubjectKeyId) &&
+			bytes.Equal(other.RawSubjectPublicKeyInfo, mine.RawSubjectPublicKeyInfo) {
+			alts = append(alts, is.ID)
+		}
+	}
+	slices.SortFunc(alts, strings.Compare)
+	for _, a := range alts {
+		out = append(out, chainFrom(byID, a))
+	}
+	return out, nil
+}
+
+// chainFrom walks from issuer id up through parent_id, excluding the root.
+func chainFrom(byID map[string]inventory.Issuer, id string) [][]byte {
 	var out [][]byte
 	for range 8 {
 		is, ok := byID[id]
@@ -57,5 +128,5 @@ func (s *Server) chain(ctx context.Context, id string) ([][]byte, error) {
 		out = append(out, is.DER)
 		id = is.ParentID
 	}
-	return out, nil
+	return out
 }

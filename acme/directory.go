@@ -22,6 +22,9 @@ func (s *Server) directory(w http.ResponseWriter, r *http.Request) {
 		"externalAccountRequired": p.EAB == EABRequired,
 		"profiles":                profiles,
 	}
+	if s.opts.TermsOfService != "" {
+		meta["termsOfService"] = s.opts.TermsOfService
+	}
 	writeJSON(w, http.StatusOK, "", map[string]any{
 		"newNonce":    s.url(r, "new-nonce"),
 		"newAccount":  s.url(r, "new-account"),

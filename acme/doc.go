@@ -12,7 +12,10 @@
 // revoke.go, renewalinfo.go. jws.go verifies every POST; problem.go is the
 // only place errors become RFC 7807 problem documents; validate.go runs
 // challenge validation on a bounded worker pool with http01.go, dns01.go
-// and tlsalpn01.go doing the network work.
+// and tlsalpn01.go doing the network work, caa.go checking CAA (RFC 8659,
+// RFC 8657) for profiles that ask for it, and recover.go re-queuing
+// validations a stopped replica left behind. metrics.go and audit.go
+// count and record what happens.
 //
 // # State
 //

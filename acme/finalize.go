@@ -33,7 +33,7 @@ func (s *Server) finalize(w http.ResponseWriter, req *request) error {
 	if p := decodePayload(req, &in); p != nil {
 		return p
 	}
-	o, _, err := s.loadOrder(req, chi.URLParam(req.Request, "id"))
+	o, zs, err := s.loadOrder(req, chi.URLParam(req.Request, "id"))
 	if err != nil {
 		return err
 	}
@@ -47,6 +47,11 @@ func (s *Server) finalize(w http.ResponseWriter, req *request) error {
 		return problem(probBadCSR, http.StatusBadRequest, "csr is not base64url")
 	}
 	if p := csrMatchesOrder(der, o); p != nil {
+		return p
+	}
+	// CAA once more, just before issuance: records may have changed since
+	// validation. A refusal leaves the order ready for a retry.
+	if p := s.caaOrder(req.Context(), s.profile(req.Request), s.accountURL(req.Request, o.AccountID), zs); p != nil {
 		return p
 	}
 	creq := ca.Request{CSR: der, Profile: o.Profile, Identifiers: caIdentifiers(o), Requester: s.accountURL(req.Request, o.AccountID),
@@ -66,8 +71,10 @@ func (s *Server) finalize(w http.ResponseWriter, req *request) error {
 		}
 		return internal(err)
 	}
+	s.m.order(statusProcessing)
+	ev := s.event(req, "acme.order.finalize", "acme-order:"+o.ID)
 	done := make(chan *Problem, 1)
-	go func() { done <- s.issue(context.WithoutCancel(req.Context()), o.ID, creq) }()
+	go func() { done <- s.issue(context.WithoutCancel(req.Context()), o.ID, creq, ev) }()
 	select {
 	case p := <-done:
 		if p != nil {
@@ -85,8 +92,9 @@ func (s *Server) finalize(w http.ResponseWriter, req *request) error {
 }
 
 // issue asks the CA for the certificate and records the outcome on the
-// order. It runs detached from the request.
-func (s *Server) issue(ctx context.Context, orderID string, creq ca.Request) *Problem {
+// order, in the metrics and in the audit log (ev, outcome filled in). It
+// runs detached from the request.
+func (s *Server) issue(ctx context.Context, orderID string, creq ca.Request, ev inventory.Event) *Problem {
 	ctx, cancel := context.WithTimeout(ctx, issueTimeout)
 	defer cancel()
 	issued, err := s.ca.Issue(ctx, creq)
@@ -107,7 +115,16 @@ func (s *Server) issue(ctx context.Context, orderID string, creq ca.Request) *Pr
 		if p == nil {
 			p = internal(err)
 		}
+	} else {
+		s.m.order(u.Status)
 	}
+	details := map[string]any{"status": u.Status}
+	if p != nil {
+		ev.Outcome, details["problem"], details["detail"] = "error", p.Type, p.Detail
+	} else {
+		details["certificate"] = u.CertIssuerID + "/" + u.CertSerial
+	}
+	s.audit(ctx, ev, details)
 	return p
 }
 

@@ -44,6 +44,7 @@ type testEnv struct {
 	tokens sync.Map // http-01 token → key authorization
 	alpn   sync.Map // SNI → *tls.Certificate
 	acme   *acme.Server
+	opts   acme.Options // what acme was started with
 }
 
 // newEnv builds everything; edit adjusts the acme options.
@@ -69,6 +70,10 @@ func newEnv(t testing.TB, st *inventory.Store, edit func(*acme.Options)) *testEn
 	h01 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok := strings.TrimPrefix(r.URL.Path, "/.well-known/acme-challenge/")
 		if v, ok := e.tokens.Load(tok); ok {
+			if to, ok := strings.CutPrefix(v.(string), "redirect:"); ok {
+				http.Redirect(w, r, to, http.StatusFound)
+				return
+			}
 			_, _ = w.Write([]byte(v.(string)))
 			return
 		}
@@ -105,6 +110,7 @@ func newEnv(t testing.TB, st *inventory.Store, edit func(*acme.Options)) *testEn
 	if edit != nil {
 		edit(&opts)
 	}
+	e.opts = opts
 	if e.acme, err = acme.New(ctx, opts); err != nil {
 		t.Fatal(err)
 	}

@@ -82,6 +82,7 @@ func (s *Server) handle(h handler, mode authMode) http.HandlerFunc {
 			}
 		}
 		if p != nil {
+			s.m.problem(p)
 			if p.Status >= 500 {
 				s.log.Error("acme request failed", "path", r.URL.Path, "err", p)
 			} else {

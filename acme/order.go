@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -172,7 +173,7 @@ func (s *Server) newOrder(w http.ResponseWriter, req *request) error {
 		}
 		o.Replaces = in.Replaces
 	}
-	if p := s.checkOrderLimits(ctx, o); p != nil {
+	if p := s.checkOrderLimits(ctx, o, ids); p != nil {
 		return p
 	}
 	authzs := make([]inventory.ACMEAuthz, 0, len(ids))
@@ -188,13 +189,15 @@ func (s *Server) newOrder(w http.ResponseWriter, req *request) error {
 			types = []string{challHTTP01, challTLSALPN01} // RFC 8738 section 7
 		}
 		for _, t := range types {
-			z.Challenges = append(z.Challenges, inventory.ACMEChallenge{ID: randomID(), Type: t, Token: randomID() + randomID()[:11], Status: statusPending})
+			z.Challenges = append(z.Challenges, inventory.ACMEChallenge{ID: randomID(), Type: t, Token: newToken(), Status: statusPending})
 		}
 		authzs = append(authzs, z)
 	}
 	if err := s.store.CreateACMEOrder(ctx, o, authzs); err != nil {
 		return internal(err)
 	}
+	s.m.order(statusPending)
+	s.audit(ctx, s.event(req, "acme.order.create", "acme-order:"+o.ID), map[string]any{"identifiers": caIdentifiers(o), "profile": o.Profile, "replaces": o.Replaces})
 	writeJSON(w, http.StatusCreated, s.url(req.Request, "order", o.ID), s.orderObject(req.Request, o))
 	return nil
 }
@@ -238,9 +241,12 @@ func (s *Server) orderValidity(o *inventory.ACMEOrder, nb, na string, now time.T
 	return nil
 }
 
-// checkOrderLimits applies the per-account and per-IP order limits.
-func (s *Server) checkOrderLimits(ctx context.Context, o *inventory.ACMEOrder) *Problem {
-	since := s.now().Add(-time.Hour)
+// checkOrderLimits applies the per-account and per-IP order limits and
+// the per-account, per-name limit on failed validations. Retry-After is
+// when the oldest counted order (or failure) leaves the hour.
+func (s *Server) checkOrderLimits(ctx context.Context, o *inventory.ACMEOrder, ids []Identifier) *Problem {
+	now := s.now()
+	since := now.Add(-time.Hour)
 	for _, l := range []struct {
 		limit int
 		f     inventory.ACMEOrderFilter
@@ -256,11 +262,44 @@ func (s *Server) checkOrderLimits(ctx context.Context, o *inventory.ACMEOrder) *
 		if err != nil {
 			return internal(err)
 		}
-		if n >= l.limit {
-			return rateLimited("too many new orders from %s in the last hour (limit %d)", l.what, l.limit)
+		if n < l.limit {
+			continue
+		}
+		p := rateLimited("too many new orders from %s in the last hour (limit %d)", l.what, l.limit)
+		f := l.f
+		f.Limit = 1000
+		if orders, err := s.store.FindACMEOrders(ctx, f); err == nil && len(orders) > 0 {
+			p.retryAfter = retryAt(orders[len(orders)-1].CreatedAt.Add(time.Hour), now)
+		}
+		return p
+	}
+	if lim := s.opts.Limits.FailedValidationsPerAccountPerNamePerHour; lim > 0 {
+		for _, id := range ids {
+			value := strings.TrimPrefix(id.Value, "*.")
+			zs, err := s.store.ACMEAuthzs(ctx, inventory.ACMEAuthzFilter{AccountID: o.AccountID, Value: value, Status: statusInvalid})
+			if err != nil {
+				return internal(err)
+			}
+			var recent []time.Time
+			for _, z := range zs {
+				if !z.CreatedAt.Before(since) {
+					recent = append(recent, z.CreatedAt)
+				}
+			}
+			if len(recent) >= lim {
+				p := rateLimited("%d failed validations of %s by this account in the last hour (limit %d)", len(recent), value, lim)
+				p.retryAfter = retryAt(slices.MinFunc(recent, time.Time.Compare).Add(time.Hour), now)
+				p.Identifier = &Identifier{Type: id.Type, Value: id.Value}
+				return p
+			}
 		}
 	}
 	return nil
+}
+
+// retryAt is a Retry-After in whole seconds until t, at least one.
+func retryAt(t, now time.Time) int {
+	return max(1, int(t.Sub(now).Seconds()+0.999))
 }
 
 // loadOrder returns the account's order with its status brought up to
@@ -321,6 +360,7 @@ func (s *Server) refreshOrder(ctx context.Context, o *inventory.ACMEOrder) ([]in
 		err := s.store.UpdateACMEOrder(ctx, o.ID, []string{o.Status}, inventory.ACMEOrderUpdate{Status: next})
 		if err == nil {
 			o.Status = next
+			s.m.order(next)
 			return zs, nil
 		}
 		if !errors.Is(err, inventory.ErrConflict) {

@@ -36,6 +36,7 @@ const (
 	probUnsupportedIdentifer = errNS + "unsupportedIdentifier"
 	probInvalidProfile       = errNS + "invalidProfile"
 	probConflict             = errNS + "conflict" // RFC 9773 replaced-certificate conflicts
+	probCAA                  = errNS + "caa"
 )
 
 // Identifier is an ACME identifier as it appears on the wire.

@@ -2,6 +2,7 @@ package acme
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/asn1"
@@ -24,11 +25,12 @@ import (
 
 // renewalInfo answers GET /renewal-info/{certID} with the window in which
 // the client should renew: normally the middle of the last third of the
-// lifetime; now, for a certificate that is revoked, whose issuer is no
-// longer active (rotation), or that has been superseded.
+// lifetime; now (see renewNow) for a certificate that is revoked, whose
+// key is blocked, or whose issuer is being rotated out.
 func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) {
 	c, p := s.certByID(r, chi.URLParam(r, "certID"))
 	if p != nil {
+		s.m.problem(p)
 		writeProblem(w, p)
 		return
 	}
@@ -36,13 +38,16 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) {
 	life := c.NotAfter.Sub(c.NotBefore)
 	start := c.NotAfter.Add(-life / 3)
 	end := c.NotAfter.Add(-life / 6)
-	urgent := c.State == inventory.StateRevoked
-	if !urgent {
-		if is, err := s.issuer(r, c.IssuerID); err == nil && is.Status != "active" {
-			urgent = true
-		}
+	urgent, err := s.renewNow(r.Context(), c)
+	if err != nil {
+		p := internal(err)
+		s.m.problem(p)
+		s.log.Error("acme: renewal info", "err", err)
+		writeProblem(w, p)
+		return
 	}
-	if urgent {
+	if urgent != "" {
+		s.log.Debug("acme: ARI suggests renewing now", "issuer", c.IssuerID, "serial", c.Serial, "why", urgent)
 		start, end = now.Add(-time.Hour), now.Add(time.Hour)
 	}
 	w.Header().Set("Retry-After", "21600")
@@ -50,17 +55,56 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) {
 		"start": start.UTC().Format(time.RFC3339), "end": end.UTC().Format(time.RFC3339)}})
 }
 
-func (s *Server) issuer(r *http.Request, id string) (*inventory.Issuer, error) {
-	issuers, err := s.store.Issuers(r.Context())
-	if err != nil {
-		return nil, err
+// activeIssuer is what a CA that rotates issuing CAs reports as the one
+// currently signing. *ca.CA satisfies it; for a CA without it only the
+// issuer's status in the inventory tells of a rotation.
+type activeIssuer interface{ IssuerID() string }
+
+// renewNow says why c should be renewed at once, or "" when its normal
+// window applies: it is revoked, its public key is blocked (compromised),
+// or its issuer is being rotated out — marked retiring or retired in the
+// inventory, or older than the CA's active issuing CA.
+func (s *Server) renewNow(ctx context.Context, c *inventory.Certificate) (string, error) {
+	if c.State == inventory.StateRevoked {
+		return "revoked", nil
 	}
-	for i := range issuers {
-		if issuers[i].ID == id {
-			return &issuers[i], nil
+	if c.PublicKeySHA256 != "" {
+		_, err := s.store.KeyBlocked(ctx, c.PublicKeySHA256)
+		switch {
+		case err == nil:
+			return "key blocked", nil
+		case !errors.Is(err, inventory.ErrNotFound):
+			return "", err
 		}
 	}
-	return nil, errors.New("no such issuer")
+	issuers, err := s.store.Issuers(ctx)
+	if err != nil {
+		return "", err
+	}
+	var own, active *inventory.Issuer
+	activeID := ""
+	if a, ok := s.ca.(activeIssuer); ok {
+		activeID = a.IssuerID()
+	}
+	for i := range issuers {
+		switch issuers[i].ID {
+		case c.IssuerID:
+			own = &issuers[i]
+		case activeID:
+			active = &issuers[i]
+		}
+	}
+	if own != nil && own.Status != "active" && own.Status != "" {
+		return "issuer " + own.Status, nil
+	}
+	// The CA signs with a newer issuing CA than the certificate's. Newer,
+	// not just different: during a rolling restart a replica still on
+	// the previous issuer must not send the new issuer's certificates
+	// back for renewal.
+	if own != nil && active != nil && active.NotBefore.After(own.NotBefore) {
+		return "issuer rotated", nil
+	}
+	return "", nil
 }
 
 // certByID resolves an ARI certID to one of our certificates.
@@ -88,7 +132,7 @@ func (s *Server) certByID(r *http.Request, certID string) (*inventory.Certificat
 		}
 		c, err := s.store.Certificate(r.Context(), is.ID, serial.Text(16))
 		if errors.Is(err, inventory.ErrNotFound) {
-			break
+			continue // another CA certificate for the same key (cross-signed, re-certified)
 		}
 		if err != nil {
 			return nil, internal(err)

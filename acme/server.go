@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/inventory"
@@ -52,6 +53,8 @@ type Store interface {
 	Certificate(ctx context.Context, issuerID, serial string) (*inventory.Certificate, error)
 	FindCertificates(ctx context.Context, f inventory.CertFilter) ([]inventory.Certificate, error)
 	Issuers(ctx context.Context) ([]inventory.Issuer, error)
+	KeyBlocked(ctx context.Context, pubkeySHA256 string) (*inventory.BlockedKey, error)
+	AppendEvent(ctx context.Context, e inventory.Event) (inventory.Event, error)
 }
 
 // EAB policies of a profile.
@@ -67,6 +70,10 @@ type Profile struct {
 	// through the profiles extension; the first is the default.
 	CAProfiles []string `yaml:"ca_profiles" json:"ca_profiles"`
 	EAB        string   `yaml:"eab,omitempty" json:"eab,omitempty"`
+	// CAAIdentities turns CAA checking (RFC 8659, RFC 8657) on: the
+	// issuer domain names that mean this CA in issue and issuewild
+	// properties, e.g. ["ca.example.com"]. Empty: CAA is not checked.
+	CAAIdentities []string `yaml:"caa_identities,omitempty" json:"caa_identities,omitempty"`
 }
 
 // DefaultProfiles is what `mica dev` serves: "default" for any DNS name
@@ -81,6 +88,11 @@ type Limits struct {
 	OrdersPerAccountPerHour int `yaml:"orders_per_account_per_hour,omitempty"`
 	OrdersPerIPPerHour      int `yaml:"orders_per_ip_per_hour,omitempty"`
 	AccountsPerIPPerHour    int `yaml:"accounts_per_ip_per_hour,omitempty"`
+	// FailedValidationsPerAccountPerNamePerHour refuses new orders for a
+	// name after this many of the account's authorizations for it failed
+	// in the last hour, so a misconfigured client stops hammering its
+	// own servers (and ours) with validations.
+	FailedValidationsPerAccountPerNamePerHour int `yaml:"failed_validations_per_account_per_name_per_hour,omitempty"`
 }
 
 // Options configure a Server.
@@ -104,8 +116,14 @@ type Options struct {
 	FinalizeWait time.Duration
 	// MaxBodyBytes caps a JWS body; zero means 64 KiB.
 	MaxBodyBytes int64
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// TermsOfService is the URL of the terms clients agree to, shown as
+	// meta.termsOfService in the directory; empty: none.
+	TermsOfService string
+	// Registry receives the ACME metrics (mica_acme_*); nil keeps them
+	// unexported.
+	Registry prometheus.Registerer
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Server is the ACME front end. Create it with New; it implements
@@ -118,10 +136,12 @@ type Server struct {
 	now      func() time.Time
 	log      *slog.Logger
 	val      *validator
+	m        *metrics
 }
 
-// New checks opts and starts the validation workers and the nonce
-// janitor, which run until ctx ends.
+// New checks opts and starts the validation workers, the nonce janitor
+// and the sweep that re-queues validations a stopped replica left behind
+// (recover.go), which run until ctx ends.
 func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.CA == nil || opts.Store == nil {
 		return nil, fmt.Errorf("acme: CA and Store are required")
@@ -167,12 +187,17 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
 	s := &Server{ca: opts.CA, store: opts.Store, profiles: opts.Profiles, opts: opts, now: opts.Now, log: opts.Logger}
+	var err error
+	if s.m, err = newMetrics(opts.Registry); err != nil {
+		return nil, fmt.Errorf("acme: metrics: %w", err)
+	}
 	v, err := newValidator(ctx, s, opts.Validation)
 	if err != nil {
 		return nil, err
 	}
 	s.val = v
 	go s.janitor(ctx)
+	go s.recoverLoop(ctx)
 	return s, nil
 }
 
@@ -207,6 +232,7 @@ func (s *Server) Mount(https, _ chi.Router) {
 		r.Post("/authz/{id}", s.handle(s.authz, kidOnly))
 		r.Post("/chall/{authz}/{id}", s.handle(s.challenge, kidOnly))
 		r.Post("/cert/{id}", s.handle(s.certificate, kidOnly))
+		r.Post("/cert/{id}/{alt}", s.handle(s.certificate, kidOnly))
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, notFound("resource")) })
 		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, problem(probMalformed, http.StatusMethodNotAllowed, "method %s not allowed here", r.Method))
@@ -294,6 +320,16 @@ func randomID() string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// newToken is a challenge token: 256 bits, base64url (RFC 8555 section 8.1
+// asks for at least 128; clients decode it, so it must be whole bytes).
+func newToken() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }

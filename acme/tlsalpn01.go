@@ -82,23 +82,15 @@ func onlyName(c *x509.Certificate, typ, value string, ip netip.Addr) bool {
 
 // reverseName is the in-addr.arpa / ip6.arpa name of ip.
 func reverseName(ip netip.Addr) string {
-	name, err := reverseAddr(ip)
-	if err != nil {
-		return ""
-	}
-	return name
-}
-
-func reverseAddr(ip netip.Addr) (string, error) {
 	const hexDigits = "0123456789abcdef"
 	if ip.Is4() {
 		b := ip.As4()
-		return strconv.Itoa(int(b[3])) + "." + strconv.Itoa(int(b[2])) + "." + strconv.Itoa(int(b[1])) + "." + strconv.Itoa(int(b[0])) + ".in-addr.arpa", nil
+		return strconv.Itoa(int(b[3])) + "." + strconv.Itoa(int(b[2])) + "." + strconv.Itoa(int(b[1])) + "." + strconv.Itoa(int(b[0])) + ".in-addr.arpa"
 	}
 	b := ip.As16()
 	out := make([]byte, 0, 72)
 	for i := len(b) - 1; i >= 0; i-- {
 		out = append(out, hexDigits[b[i]&0xf], '.', hexDigits[b[i]>>4], '.')
 	}
-	return string(out) + "ip6.arpa", nil
+	return string(out) + "ip6.arpa"
 }

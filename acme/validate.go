@@ -41,7 +41,9 @@ type job struct {
 	authz   inventory.ACMEAuthz
 	chall   inventory.ACMEChallenge
 	keyAuth string
-	account string
+	account string        // account URL: logs, and CAA accounturi ("" when unknown)
+	caa     []string      // the profile's CAA identities; empty: no CAA check
+	done    chan struct{} // closed when the outcome is recorded
 }
 
 // validator runs validations on a bounded pool of workers.
@@ -52,6 +54,7 @@ type validator struct {
 	allow    []netip.Prefix
 	deny     []netip.Prefix
 	resolver *net.Resolver
+	caa      *caaChecker // nil until a profile asks for CAA
 	wg       sync.WaitGroup
 }
 
@@ -93,6 +96,15 @@ func newValidator(ctx context.Context, s *Server, o ValidationOptions) (*validat
 			return d.DialContext(ctx, network, o.DNSResolver)
 		}}
 	}
+	for _, p := range s.profiles {
+		if len(p.CAAIdentities) > 0 {
+			var err error
+			if v.caa, err = newCAAChecker(o.DNSResolver); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
 	for range o.Workers {
 		v.wg.Add(1)
 		go v.work(ctx)
@@ -125,6 +137,7 @@ func (v *validator) work(ctx context.Context) {
 // run validates one challenge and records the outcome on the challenge
 // and its authorization.
 func (v *validator) run(ctx context.Context, j job) {
+	defer close(j.done)
 	vctx, cancel := context.WithTimeout(ctx, v.opts.Timeout)
 	var p *Problem
 	switch j.chall.Type {
@@ -137,10 +150,15 @@ func (v *validator) run(ctx context.Context, j job) {
 	default:
 		p = malformed("unknown challenge type %s", j.chall.Type)
 	}
+	if p == nil && len(j.caa) > 0 && j.authz.Identifier.Type == "dns" && v.caa != nil {
+		p = v.caa.check(vctx, j.caa, caaRequest{name: j.authz.Identifier.Value, wildcard: j.authz.Wildcard,
+			method: j.chall.Type, accountURI: j.account})
+	}
 	cancel()
 	if p != nil && p.Identifier == nil {
 		p.Identifier = &Identifier{Type: j.authz.Identifier.Type, Value: j.authz.Identifier.Value}
 	}
+	v.s.m.validation(j.chall.Type, p)
 	now := v.s.now()
 	u := inventory.ACMEChallengeUpdate{Status: statusValid, Validated: &now}
 	authz := statusValid
@@ -155,12 +173,25 @@ func (v *validator) run(ctx context.Context, j job) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := v.s.store.UpdateACMEChallenge(wctx, j.chall.ID, []string{statusProcessing}, u); err != nil {
+		if errors.Is(err, inventory.ErrConflict) {
+			// Another worker (a replica that re-queued it) recorded first.
+			v.s.log.Info("acme: challenge outcome already recorded", "challenge", j.chall.ID)
+			return
+		}
 		v.s.log.Error("acme: recording a challenge outcome", "err", err)
 		return
 	}
 	if err := v.s.store.UpdateACMEAuthz(wctx, j.authz.ID, []string{statusPending}, authz); err != nil && !errors.Is(err, inventory.ErrConflict) {
 		v.s.log.Error("acme: recording an authorization outcome", "err", err)
 	}
+	ev := inventory.Event{Actor: accountActor(j.account, j.authz.AccountID), Action: "acme.challenge.validate",
+		Object: "acme-challenge:" + j.chall.ID, Outcome: "ok"}
+	details := map[string]any{"type": j.chall.Type, "identifier": j.authz.Identifier.Type + ":" + j.authz.Identifier.Value,
+		"authorization": j.authz.ID, "wildcard": j.authz.Wildcard}
+	if p != nil {
+		ev.Outcome, details["problem"], details["detail"] = "denied", p.Type, p.Detail
+	}
+	v.s.audit(wctx, ev, details)
 }
 
 // allowed applies the network policy to one address.

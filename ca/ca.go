@@ -47,7 +47,7 @@ type CA struct {
 }
 
 // New loads the issuers from the store, picks the active issuing CA (status
-// active, not a root, latest NotBefore), opens its key in opts.Keys and
+// active, not a root, latest NotBefore that is not in the future), opens its key in opts.Keys and
 // validates the profiles. A problem with the configuration is ErrConfig
 // naming what is wrong; a key or store that cannot be reached is
 // ErrUnavailable.
@@ -122,7 +122,9 @@ func (c *CA) loadHierarchy(issuers []inventory.Issuer) error {
 	for i := range issuers {
 		is := issuers[i]
 		byID[is.ID] = is
-		if is.IsRoot || is.Status != StatusActive || is.KeyURI == "" {
+		// An issuer whose certificate starts in the future is a scheduled
+		// rotation (ca/rotate.go): it takes over once it has started.
+		if is.IsRoot || is.Status != StatusActive || is.KeyURI == "" || is.NotBefore.After(c.now()) {
 			continue
 		}
 		if active == nil || is.NotBefore.After(active.NotBefore) {

@@ -253,6 +253,17 @@ func (f *fakeKeys) Protection(context.Context, string) (hsm.Protection, error) {
 func (f *fakeKeys) Keys(context.Context) ([]hsm.KeyInfo, error) { return nil, nil }
 func (f *fakeKeys) Close() error                                { return nil }
 
+func (f *fakeKeys) DeleteKey(_ context.Context, uri string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	name := strings.TrimPrefix(uri, "fake:")
+	if _, ok := f.keys[name]; !ok {
+		return hsm.ErrNotFound
+	}
+	delete(f.keys, name)
+	return nil
+}
+
 type fakeSigner struct {
 	crypto.Signer
 	keys *fakeKeys

@@ -14,4 +14,7 @@ type ACME struct {
 	BaseURL    string                 `yaml:"base_url,omitempty"`
 	Validation acme.ValidationOptions `yaml:"validation,omitempty"`
 	Limits     acme.Limits            `yaml:"limits,omitempty"`
+	// TermsOfService is the URL of the terms ACME clients agree to,
+	// shown as meta.termsOfService in every directory; empty: none.
+	TermsOfService string `yaml:"terms_of_service,omitempty"`
 }

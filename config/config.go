@@ -53,6 +53,10 @@ type Config struct {
 	ACME ACME `yaml:"acme,omitempty"`
 	// EST configures the EST front end (see est.go, docs/est.md).
 	EST EST `yaml:"est,omitempty"`
+	// Discovery configures scans and imports (see discovery.go).
+	Discovery Discovery `yaml:"discovery,omitempty"`
+	// KeyPolicy sets cryptoperiods and rotation (see keypolicy.go, docs/keys.md).
+	KeyPolicy KeyPolicy `yaml:"key_policy,omitempty"`
 
 	// profilesDefaulted records that Profiles came from ca.DefaultProfiles,
 	// so Write leaves them out and later versions' defaults apply.

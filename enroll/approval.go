@@ -41,8 +41,8 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, l *label, p *princ
 	id := make([]byte, 12)
 	_, _ = rand.Read(id)
 	pend := &inventory.ESTPending{ID: hex.EncodeToString(id), Label: l.name, CSRSHA256: csrDigest(csr), CSR: csr,
-		Requester: p.requester, Identifiers: p.identifiers, Source: sourceAddr(r)}
-	err := s.store.PutESTPending(r.Context(), pend, inventory.Event{Time: s.now(), Actor: p.requester, Protocol: "est", Source: sourceAddr(r), Outcome: "ok"})
+		Requester: p.requester, Identifiers: p.identifiers, Source: s.sourceAddr(r)}
+	err := s.store.PutESTPending(r.Context(), pend, inventory.Event{Time: s.now(), Actor: p.requester, Protocol: "est", Source: s.sourceAddr(r), Outcome: "ok"})
 	if err != nil && !errors.Is(err, inventory.ErrDuplicate) {
 		s.release(r, p)
 		s.fail(w, r, "simpleenroll", p.requester, ca.Wrap(ca.ErrUnavailable, err, "cannot hold request"))
@@ -89,7 +89,7 @@ func (s *Server) pickUp(w http.ResponseWriter, r *http.Request, l *label, csr []
 		}
 		s.sendCert(w, r, c)
 	case "approved":
-		issued, err := s.issueCtx(r.Context(), l, pend.Requester, pend.Identifiers, sourceAddr(r), pend.CSR, "")
+		issued, err := s.issueCtx(r.Context(), l, pend.Requester, pend.Identifiers, s.sourceAddr(r), pend.CSR, "")
 		if err != nil {
 			s.fail(w, r, op, pend.Requester, err)
 			return true

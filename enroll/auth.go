@@ -166,7 +166,14 @@ func (s *Server) authenticate(r *http.Request, l *label) (*principal, error) {
 		if len(chain) > 0 {
 			rec, micaErr := s.verifyMICA(r, chain)
 			if micaErr == nil {
-				return &principal{requester: certRequester(chain[0]), cert: chain[0], record: rec}, nil
+				// A MICA certificate vouches only for its own names: it
+				// can get another certificate for them (a second key, a
+				// lost one), never for names someone else holds.
+				p := &principal{requester: certRequester(chain[0]), cert: chain[0], record: rec}
+				if len(rec.SANs) > 0 {
+					p.identifiers = rec.SANs
+				}
+				return p, nil
 			}
 			if s.verifyExtra(l, chain) == nil {
 				return &principal{requester: "idevid:" + certRequester(chain[0])[5:], cert: chain[0]}, nil
@@ -184,7 +191,7 @@ func (s *Server) authenticate(r *http.Request, l *label) (*principal, error) {
 		return nil, ca.Errorf(ca.ErrUnauthorized, "credentials required")
 	}
 	sum := sha256.Sum256([]byte(pass))
-	tok, err := s.store.UseESTToken(r.Context(), user, l.name, hex.EncodeToString(sum[:]), sourceAddr(r), s.now())
+	tok, err := s.store.UseESTToken(r.Context(), user, l.name, hex.EncodeToString(sum[:]), s.sourceAddr(r), s.now())
 	switch {
 	case errors.Is(err, inventory.ErrNotFound):
 		return nil, ca.Errorf(ca.ErrUnauthorized, "invalid credentials")

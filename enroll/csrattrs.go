@@ -32,14 +32,15 @@ type csrAttribute struct {
 
 // csrattrs answers GET /csrattrs (RFC 7030 section 4.5) without
 // authentication: the key algorithm and signature algorithm the label's
-// profile wants first, and subjectAltName when the profile issues names.
+// profile wants first, challengePassword when the label binds requests to
+// tls-unique, and subjectAltName when the profile issues names.
 func (s *Server) csrattrs(w http.ResponseWriter, r *http.Request, l *label) {
 	prof, ok := s.ca.Profile(l.Profile)
 	if !ok {
 		s.fail(w, r, "csrattrs", "", ca.Errorf(ca.ErrUnknownProfile, "label %s has no profile", l.name))
 		return
 	}
-	der, err := csrAttrsFor(prof)
+	der, err := csrAttrsFor(prof, l.TLSUnique)
 	if err != nil {
 		s.fail(w, r, "csrattrs", "", err)
 		return
@@ -47,7 +48,7 @@ func (s *Server) csrattrs(w http.ResponseWriter, r *http.Request, l *label) {
 	writeBase64(w, http.StatusOK, mediaCSRAttrs, der)
 }
 
-func csrAttrsFor(p ca.Profile) ([]byte, error) {
+func csrAttrsFor(p ca.Profile, tlsUnique bool) ([]byte, error) {
 	kt := "EC-P256"
 	if len(p.KeyTypes) > 0 {
 		kt = p.KeyTypes[0]
@@ -100,6 +101,11 @@ func csrAttrsFor(p ca.Profile) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if tlsUnique {
+		if err := add(oidChallengePassword); err != nil {
+			return nil, err
+		}
 	}
 	if len(p.DNS)+len(p.IPRanges)+len(p.URIs)+len(p.Emails) > 0 {
 		if err := attr(oidExtensionRequest, oidSubjectAltName); err != nil {

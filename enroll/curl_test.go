@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/mica-pki/mica/inventory/inventorytest"
 )
 
 // sh runs a shell pipeline in dir and returns its stdout.
@@ -34,9 +32,9 @@ func needTools(t *testing.T, tools ...string) {
 // TestCurlOpenSSL drives the server with curl and openssl the way a shell
 // script on a device would: the lenient path (one-line base64, no
 // Content-Transfer-Encoding), then re-enrollment with the device's cert.
-func TestCurlOpenSSL(t *testing.T) {
+func testCurlOpenSSL(t *testing.T, b *base) {
 	needTools(t, "curl", "openssl", "base64")
-	e := newEnv(t, inventorytest.SQLite(t), nil)
+	e := newEnv(t, b, nil)
 	user, pass := e.token("default")
 	base := e.url("")
 	d := e.dir

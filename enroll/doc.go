@@ -20,7 +20,24 @@
 // leniently: base64 at any width or on one line, CRLF or LF, with or
 // without the header, PEM-armoured or raw DER CSRs.
 //
-// # Authentication and refusal
+// # Authentication
+//
+// A label accepts one-time tokens over HTTP Basic (stored as SHA-256 of a
+// 256-bit secret, redeemed by one conditional UPDATE, handed back when
+// the enrollment they paid for is refused), client certificates MICA
+// issued and still holds as issued, and certificates from the label's
+// manufacturer roots. Re-enrollment needs a MICA certificate and the same
+// names, compared by meaning. A label can also demand RFC 7030 section
+// 3.5 tls-unique proof of possession.
+//
+// # Key pools
+//
+// serverkeygen draws from a per-label pool of pre-generated keys kept in
+// the store, sealed with AES-256-GCM under a key derived from a
+// deterministic signature by a backend-held RSA key (pool.go), claimed
+// with a single DELETE … RETURNING and refilled in the background at 20%.
+//
+// # Refusal
 //
 // Refusals are translated from the ca error vocabulary at this edge only
 // (errors.go): 400 malformed, 401 with WWW-Authenticate for missing or

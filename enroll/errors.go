@@ -90,7 +90,7 @@ func (s *Server) auditRefusal(r *http.Request, op, requester string, code int, r
 	}
 	if _, err := s.store.AppendEvent(r.Context(), inventory.Event{
 		Time: s.now(), Actor: requester, Action: "est." + op, Protocol: "est",
-		Source: sourceAddr(r), Object: "est:" + r.URL.Path, Outcome: outcome, Details: details,
+		Source: s.sourceAddr(r), Object: "est:" + r.URL.Path, Outcome: outcome, Details: details,
 	}); err != nil {
 		s.log.Error("auditing EST refusal", "err", err)
 	}

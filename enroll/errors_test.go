@@ -26,7 +26,7 @@ type result struct {
 	body string
 }
 
-func post(t *testing.T, c *http.Client, u, user, pass string, body []byte, hdr map[string]string) result {
+func post(t testing.TB, c *http.Client, u, user, pass string, body []byte, hdr map[string]string) result {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/pkcs10")
@@ -49,6 +49,11 @@ func b64(der []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(de
 
 // enrollDevice enrolls cn with a fresh token and returns its TLS credential.
 func (e *testEnv) enrollDevice(t *testing.T, cn string) (*tls.Certificate, *x509.Certificate) {
+	return e.enrollDeviceB(t, cn)
+}
+
+// enrollDeviceB is enrollDevice for benchmarks.
+func (e *testEnv) enrollDeviceB(t testing.TB, cn string) (*tls.Certificate, *x509.Certificate) {
 	t.Helper()
 	der, key := csr(t, cn)
 	u, p := e.token("default")
@@ -70,29 +75,28 @@ func (e *testEnv) enrollDevice(t *testing.T, cn string) (*tls.Certificate, *x509
 	return &tls.Certificate{Certificate: [][]byte{certs[0].Raw}, PrivateKey: key, Leaf: certs[0]}, certs[0]
 }
 
-// TestRefusals covers each refusal: status, the header that goes with it,
-// and that nothing was issued.
-func TestRefusals(t *testing.T) {
-	for name, st := range stores(t) {
-		t.Run(name, func(t *testing.T) { testRefusals(t, st) })
-	}
+func postB(b testing.TB, c *http.Client, u string, body []byte) int {
+	return post(b, c, u, "", "", body, nil).code
 }
 
-func testRefusals(t *testing.T, st *inventory.Store) {
-	e := newEnv(t, st, func(c *enroll.Config) {
+// testRefusals covers each refusal: status, the header that goes with it,
+// and that nothing was issued.
+func testRefusals(t *testing.T, b *base) {
+	st := b.store
+	e := newEnv(t, b, func(c *enroll.Config) {
 		c.TrustedProxies = []string{"10.9.9.9/32"}
 		c.ClientCertHeader = "X-Client-Cert"
 		c.Labels["limited"] = enroll.Label{Profile: "device", Tokens: true}
 	})
 	ctx := context.Background()
 	plain := e.client(nil)
-	good, _ := csr(t, "dev-ok")
-	revokedCred, revokedCert := e.enrollDevice(t, "dev-revoked")
+	good, _ := csr(t, "rf-ok")
+	revokedCred, revokedCert := e.enrollDevice(t, "rf-revoked")
 	if _, err := e.ca.Revoke(ctx, ca.RevokeRequest{Serial: revokedCert.SerialNumber.Text(16), Reason: "keyCompromise", Actor: "test", Protocol: "cli"}); err != nil {
 		t.Fatal(err)
 	}
-	expiredCred, _ := e.enrollDevice(t, "dev-expired")
-	liveCred, liveCert := e.enrollDevice(t, "dev-live")
+	expiredCred, _ := e.enrollDevice(t, "rf-expired")
+	liveCred, liveCert := e.enrollDevice(t, "rf-live")
 	usedU, usedP := e.token("default")
 	if r := post(t, plain, e.url("/simpleenroll"), usedU, usedP, b64(good), nil); r.code != 200 {
 		t.Fatalf("first use of token = %d %s", r.code, r.body)
@@ -104,7 +108,7 @@ func testRefusals(t *testing.T, st *inventory.Store) {
 	}
 	// RSA-1024 would be refused by policy as weak, but generating it is slow;
 	// a DNS name outside the token's binding is the policy refusal here.
-	nameCSR, _ := csr(t, "dev-x", "evil.test")
+	nameCSR, _ := csr(t, "rf-x", "evil.test")
 	livePEM := url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: liveCert.Raw})))
 
 	tests := []struct {
@@ -145,7 +149,7 @@ func testRefusals(t *testing.T, st *inventory.Store) {
 		if c == nil {
 			c = plain
 		}
-		before, _ := st.FindCertificates(ctx, inventory.CertFilter{States: []inventory.State{inventory.StateIssued, inventory.StateRequested}, Limit: 1000})
+		before, _ := st.FindCertificates(ctx, inventory.CertFilter{Text: "rf-", Limit: 1000})
 		r := post(t, c, e.url(tc.path), tc.user, tc.pass, tc.body, tc.hdr)
 		if r.code != tc.want {
 			t.Errorf("%s: status = %d (%q), want %d", tc.name, r.code, r.body, tc.want)
@@ -153,7 +157,7 @@ func testRefusals(t *testing.T, st *inventory.Store) {
 		if tc.wantHeader != "" && r.hdr.Get(tc.wantHeader) == "" {
 			t.Errorf("%s: no %s header", tc.name, tc.wantHeader)
 		}
-		after, _ := st.FindCertificates(ctx, inventory.CertFilter{States: []inventory.State{inventory.StateIssued, inventory.StateRequested}, Limit: 1000})
+		after, _ := st.FindCertificates(ctx, inventory.CertFilter{Text: "rf-", Limit: 1000})
 		if len(after) != len(before) {
 			t.Errorf("%s: %d certificates recorded on a refusal", tc.name, len(after)-len(before))
 		}
@@ -164,18 +168,20 @@ func testRefusals(t *testing.T, st *inventory.Store) {
 		t.Errorf("bound token after refusals = %d %s, want 200", r.code, r.body)
 	}
 	// Refusals are audited with reason and source.
-	evs, err := st.Events(ctx, inventory.EventFilter{Action: "est.", Limit: 100})
+	evs, err := st.Events(ctx, inventory.EventFilter{Action: "est.simplereenroll", Limit: 100})
 	if err != nil || len(evs) == 0 {
 		t.Fatalf("no EST audit events: %v", err)
 	}
-	if evs[0].Source == "" || !strings.Contains(string(evs[0].Details), "reason") {
-		t.Errorf("refusal event %+v lacks source or reason", evs[0])
+	for _, ev := range evs {
+		if ev.Outcome != "denied" || ev.Source == "" || !strings.Contains(string(ev.Details), "reason") {
+			t.Errorf("refusal event %+v lacks outcome, source or reason", ev)
+		}
 	}
 }
 
-// TestProxyHeader: the same header from a trusted proxy address is believed.
-func TestProxyHeader(t *testing.T) {
-	e := newEnv(t, stores(t)["sqlite"], func(c *enroll.Config) {
+// testProxyHeader: the same header from a trusted proxy address is believed.
+func testProxyHeader(t *testing.T, b *base) {
+	e := newEnv(t, b, func(c *enroll.Config) {
 		c.TrustedProxies = []string{"127.0.0.1/32"}
 		c.ClientCertHeader = "X-Client-Cert"
 	})
@@ -185,11 +191,28 @@ func TestProxyHeader(t *testing.T) {
 	if r := post(t, e.client(nil), e.url("/simplereenroll"), "", "", b64(der), hdr); r.code != 200 {
 		t.Fatalf("re-enroll through trusted proxy = %d %s", r.code, r.body)
 	}
+	// Behind a trusted proxy, the client address is the one the proxy
+	// appended to X-Forwarded-For: that is what refusals are audited with.
+	xff := map[string]string{"X-Forwarded-For": "203.0.113.9, 198.51.100.7"}
+	if r := post(t, e.client(nil), e.url("/simpleenroll"), "", "", b64(der), xff); r.code != 401 {
+		t.Fatalf("enroll without credentials = %d, want 401", r.code)
+	}
+	evs, err := b.store.Events(context.Background(), inventory.EventFilter{Action: "est.simpleenroll", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range evs {
+		found = found || ev.Source == "198.51.100.7"
+	}
+	if !found {
+		t.Errorf("no refusal audited with the forwarded source 198.51.100.7")
+	}
 }
 
-// TestRateLimit: the fixed window answers 429 with Retry-After.
-func TestRateLimit(t *testing.T) {
-	e := newEnv(t, stores(t)["sqlite"], func(c *enroll.Config) { c.RateLimit = 2; c.RateWindow = time.Hour })
+// testRateLimit: the fixed window answers 429 with Retry-After.
+func testRateLimit(t *testing.T, b *base) {
+	e := newEnv(t, b, func(c *enroll.Config) { c.RateLimit = 2; c.RateWindow = time.Hour })
 	der, _ := csr(t, "dev-r")
 	var last result
 	for range 3 {

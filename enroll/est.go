@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -47,6 +48,9 @@ type Label struct {
 	// roots in TrustedRoots (PEM files: manufacturer IDevID roots).
 	ClientCerts  bool     `yaml:"client_certs,omitempty"`
 	TrustedRoots []string `yaml:"trusted_roots,omitempty"`
+	// TLSUnique requires RFC 7030 section 3.5 proof of possession: the CSR's
+	// challengePassword is base64(tls-unique) of the connection (TLS 1.2).
+	TLSUnique bool `yaml:"tls_unique,omitempty"`
 	// Approval holds every enrollment for an operator (`mica est approve`).
 	Approval bool `yaml:"approval,omitempty"`
 	// ServerKeyGen enables serverkeygen with a pool of pre-generated keys.
@@ -277,7 +281,7 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, op string) bool {
 	if s.cfg.RateLimit <= 0 {
 		return true
 	}
-	src := sourceAddr(r)
+	src := s.sourceAddr(r)
 	hits, until, err := s.store.HitESTRate(r.Context(), src, s.cfg.RateWindow, s.now())
 	if err != nil {
 		s.fail(w, r, op, "", ca.Wrap(ca.ErrUnavailable, err, "rate limiter unavailable"))
@@ -291,10 +295,20 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, op string) bool {
 	return true
 }
 
-// sourceAddr is the client's IP without port.
-func sourceAddr(r *http.Request) string {
+// sourceAddr is the client's IP without port: the peer's, or, for a
+// request from a trusted proxy, the last address the proxy appended to
+// X-Forwarded-For (earlier entries are the client's own claims). Rate
+// limits and audit events key on it.
+func (s *Server) sourceAddr(r *http.Request) string {
+	peer := r.RemoteAddr
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr().Unmap().String()
+		peer = ap.Addr().Unmap().String()
 	}
-	return r.RemoteAddr
+	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 && s.fromTrustedProxy(r) {
+		all := strings.Split(strings.Join(xff, ","), ",")
+		if a, err := netip.ParseAddr(strings.TrimSpace(all[len(all)-1])); err == nil {
+			return a.Unmap().String()
+		}
+	}
+	return peer
 }

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/mica-pki/mica/inventory/inventorytest"
 )
 
 var (
@@ -44,13 +42,13 @@ func buildEstclient(t *testing.T) string {
 
 // TestEstclient drives the globalsign/est v1.0.6 client: cacerts, enroll
 // with a token, reenroll with the enrolled certificate, serverkeygen.
-func TestEstclient(t *testing.T) {
+func testEstclient(t *testing.T, b *base) {
 	if testing.Short() {
 		t.Skip("builds estclient")
 	}
 	needTools(t, "openssl")
 	bin := buildEstclient(t)
-	e := newEnv(t, inventorytest.SQLite(t), nil)
+	e := newEnv(t, b, nil)
 	host := strings.TrimPrefix(e.srv.URL, "https://")
 	run := func(args ...string) string {
 		t.Helper()
@@ -75,9 +73,9 @@ func TestEstclient(t *testing.T) {
 		t.Fatalf("enroll: %s", out)
 	}
 	run("reenroll", "-certs", "dev.pem", "-key", "dev.key", "-out", "dev2.pem")
-	a := sh(t, e.dir, "openssl x509 -in dev.pem -noout -serial")
-	b := sh(t, e.dir, "openssl x509 -in dev2.pem -noout -serial")
-	if a == b {
+	oldSerial := sh(t, e.dir, "openssl x509 -in dev.pem -noout -serial")
+	newSerial := sh(t, e.dir, "openssl x509 -in dev2.pem -noout -serial")
+	if oldSerial == newSerial {
 		t.Fatal("reenroll returned the same certificate")
 	}
 

@@ -52,11 +52,18 @@ func defaultConfig() enroll.Config {
 	}
 }
 
-func newEnv(t testing.TB, st *inventory.Store, edit func(*enroll.Config)) *testEnv {
+// base is what tests share: one store, one CA. Building a CA (key
+// generation, zlint) is the slow part of a test under -race, so each
+// store gets one and every test runs its own EST server over it.
+type base struct {
+	store *inventory.Store
+	ca    *ca.CA
+	keys  hsm.Backend
+}
+
+func newBase(t testing.TB, st *inventory.Store) *base {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	e := &testEnv{t: t, store: st, dir: t.TempDir()}
+	ctx := context.Background()
 	uri, pass := hsmtest.SoftKMS(t)
 	keys, err := hsm.Open(ctx, hsm.Config{URI: uri, Secret: pass})
 	if err != nil {
@@ -66,9 +73,22 @@ func newEnv(t testing.TB, st *inventory.Store, edit func(*enroll.Config)) *testE
 	if _, err := ca.Init(ctx, ca.InitOptions{Store: st, Keys: keys, Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if e.ca, err = ca.New(ctx, ca.Options{Store: st, Keys: keys}); err != nil {
+	c, err := ca.New(ctx, ca.Options{Store: st, Keys: keys})
+	if err != nil {
 		t.Fatal(err)
 	}
+	return &base{store: st, ca: c, keys: keys}
+}
+
+// newEnv starts an EST server with defaultConfig (adjusted by edit) over b.
+func newEnv(t testing.TB, b *base, edit func(*enroll.Config)) *testEnv {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	e := &testEnv{t: t, store: b.store, ca: b.ca, dir: t.TempDir()}
+	keys := b.keys
+	st := b.store
+	var err error
 	cfg := defaultConfig()
 	if edit != nil {
 		edit(&cfg)
@@ -138,4 +158,37 @@ func csr(t testing.TB, cn string, dns ...string) ([]byte, *ecdsa.PrivateKey) {
 	return der, k
 }
 
-func stores(t *testing.T) map[string]*inventory.Store { return inventorytest.Stores(t) }
+// TestEST runs every EST test over one CA per store: all of them on
+// SQLite, the ones whose store code differs on PostgreSQL too.
+func TestEST(t *testing.T) {
+	tests := []struct {
+		name     string
+		fn       func(*testing.T, *base)
+		postgres bool
+	}{
+		{"curl-openssl", testCurlOpenSSL, false},
+		{"estclient", testEstclient, false},
+		{"refusals", testRefusals, true},
+		{"proxy-header", testProxyHeader, false},
+		{"rate-limit", testRateLimit, true},
+		{"approval", testApproval, true},
+		{"key-pool", testKeyPool, true},
+		{"tls-unique", testTLSUnique, false},
+		{"idevid", testIDevID, false},
+	}
+	for name, st := range inventorytest.Stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := newBase(t, st)
+			for _, tc := range tests {
+				if name != "sqlite" && !tc.postgres {
+					continue
+				}
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					tc.fn(t, b)
+				})
+			}
+		})
+	}
+}

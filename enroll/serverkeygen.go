@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
 
 	"github.com/mica-pki/mica/ca"
+	"github.com/mica-pki/mica/inventory"
 )
 
 // serverkeygen answers POST /serverkeygen (RFC 7030 section 4.4): the
@@ -40,7 +42,12 @@ func (s *Server) serverkeygen(w http.ResponseWriter, r *http.Request, l *label) 
 		s.fail(w, r, op, "", err)
 		return
 	}
-	key, _, err := l.pool.take(r.Context())
+	if err := s.checkTLSUnique(r, l, der); err != nil {
+		s.release(r, p)
+		s.fail(w, r, op, p.requester, err)
+		return
+	}
+	key, warm, err := l.pool.take(r.Context())
 	if err != nil {
 		s.release(r, p)
 		s.fail(w, r, op, p.requester, err)
@@ -74,6 +81,7 @@ func (s *Server) serverkeygen(w http.ResponseWriter, r *http.Request, l *label) 
 		s.fail(w, r, op, p.requester, err)
 		return
 	}
+	s.auditKeygen(r, p, issued, warm)
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	for _, part := range []struct {
@@ -91,4 +99,16 @@ func (s *Server) serverkeygen(w http.ResponseWriter, r *http.Request, l *label) 
 	w.Header().Set("Content-Type", "multipart/mixed; boundary="+mw.Boundary())
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(body.Bytes())
+}
+
+// auditKeygen records that the server made (or handed out) the subject's
+// private key: the issuance event says a certificate exists, this one says
+// its key passed through MICA.
+func (s *Server) auditKeygen(r *http.Request, p *principal, issued *ca.Issued, warm bool) {
+	d, _ := json.Marshal(map[string]any{"label_profile": issued.Record.Profile, "from_pool": warm, "key_type": issued.Record.KeyType})
+	if _, err := s.store.AppendEvent(r.Context(), inventory.Event{Time: s.now(), Actor: p.requester, Action: "est.serverkeygen",
+		Protocol: "est", Source: s.sourceAddr(r), Object: "cert:" + issued.Record.IssuerID + "/" + issued.Record.Serial,
+		Outcome: "ok", Details: d}); err != nil {
+		s.log.Error("auditing serverkeygen", "err", err)
+	}
 }

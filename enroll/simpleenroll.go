@@ -31,6 +31,11 @@ func (s *Server) simpleenroll(w http.ResponseWriter, r *http.Request, l *label) 
 		s.fail(w, r, op, "", err)
 		return
 	}
+	if err := s.checkTLSUnique(r, l, csr); err != nil {
+		s.release(r, p)
+		s.fail(w, r, op, p.requester, err)
+		return
+	}
 	if l.Approval {
 		s.park(w, r, l, p, csr)
 		return
@@ -56,7 +61,7 @@ func badBody(err error) error {
 // issue asks the CA for a certificate. Refusals from ca.Issue are already
 // audited there, so the returned error is marked as such.
 func (s *Server) issue(r *http.Request, l *label, p *principal, csr []byte, predecessor string) (*ca.Issued, error) {
-	return s.issueCtx(r.Context(), l, p.requester, p.identifiers, sourceAddr(r), csr, predecessor)
+	return s.issueCtx(r.Context(), l, p.requester, p.identifiers, s.sourceAddr(r), csr, predecessor)
 }
 
 func (s *Server) issueCtx(ctx context.Context, l *label, requester string, ids []string, source string, csr []byte, predecessor string) (*ca.Issued, error) {

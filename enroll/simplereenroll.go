@@ -44,6 +44,10 @@ func (s *Server) simplereenroll(w http.ResponseWriter, r *http.Request, l *label
 		s.fail(w, r, op, requester, ca.Wrap(ca.ErrBadCSR, err, "malformed CSR"))
 		return
 	}
+	if err := s.checkTLSUnique(r, l, der); err != nil {
+		s.fail(w, r, op, requester, err)
+		return
+	}
 	if reason := sameNames(chain[0], csr); reason != "" {
 		s.fail(w, r, op, requester, ca.Errorf(ca.ErrPolicy, "re-enrollment must keep the certificate's names: %s", reason))
 		return

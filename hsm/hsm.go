@@ -103,6 +103,12 @@ type Backend interface {
 	Protection(ctx context.Context, uri string) (Protection, error)
 	// Keys lists the private keys the backend holds.
 	Keys(ctx context.Context) ([]KeyInfo, error)
+	// DeleteKey destroys the private key object at uri (for PKCS#11 the
+	// key pair objects on the token; for softkms the key file, overwritten
+	// first). It is the end of a key's life (NIST SP 800-57 "destroyed"):
+	// callers keep the certificate and public key elsewhere for verifying
+	// what the key signed. ErrNotFound if there is no such key.
+	DeleteKey(ctx context.Context, uri string) error
 	// Close releases sessions and modules. Signers are unusable afterwards.
 	Close() error
 }

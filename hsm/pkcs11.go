@@ -365,3 +365,30 @@ func (b *p11Backend) Close() error {
 	}
 	return nil
 }
+
+// DeleteKey destroys the key pair on the token. It resolves the URI to
+// exactly one private key first, so an ambiguous or foreign URI deletes
+// nothing, and reads the token again afterwards: kms reports success for a
+// key it did not find, and destruction must be proven, not assumed.
+func (b *p11Backend) DeleteKey(ctx context.Context, uri string) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	k, err := b.findOne(uri)
+	if err != nil {
+		return err
+	}
+	b.createMu.Lock()
+	defer b.createMu.Unlock()
+	if err := b.kms.DeleteKey(kmsKeyName(k.id, k.label)); err != nil {
+		return fmt.Errorf("hsm: deleting key %s on token %s: %w", uri, b.desc(), err)
+	}
+	left, err := b.rd.privateKeys(k.id, k.label)
+	if err != nil {
+		return fmt.Errorf("hsm: checking key %s is gone from token %s: %w", uri, b.desc(), err)
+	}
+	if len(left) != 0 {
+		return fmt.Errorf("hsm: token %s still holds key %s after deletion", b.desc(), uri)
+	}
+	return nil
+}

@@ -397,3 +397,41 @@ func (b *softBackend) Close() error {
 	clear(b.keys)
 	return nil
 }
+
+// DeleteKey overwrites the key file with zeros, syncs and removes it, and
+// forgets the decrypted copy. The file is encrypted already; overwriting is
+// for the cases where the passphrase is later disclosed. Copy-on-write and
+// journaling filesystems may keep old blocks, which is why production CA
+// keys belong on an HSM.
+func (b *softBackend) DeleteKey(ctx context.Context, uri string) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	path, _, err := b.resolve(uri)
+	if err != nil {
+		return err
+	}
+	if _, _, err := readKeyPEM(path); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.keys, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("hsm: deleting %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("hsm: deleting %s: %w", path, err)
+	}
+	_, werr := f.Write(make([]byte, fi.Size()))
+	serr := f.Sync()
+	if err := errors.Join(werr, serr, f.Close()); err != nil {
+		return fmt.Errorf("hsm: overwriting %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("hsm: deleting %s: %w", path, err)
+	}
+	return nil
+}

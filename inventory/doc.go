@@ -45,6 +45,18 @@
 // stored; it is derived from not_after (see [Certificate.EffectiveState]
 // and [CertFilter].Now).
 //
+// # Ownership, search and discovery
+//
+// Certificates carry owner, team, environment and tags ([Store.SetLabels])
+// and the key size and signature algorithm of their DER. [Store.Search]
+// takes one [SearchFilter] (text, state, issuer, profile, protocol,
+// ownership, key type, expiry window, weak, seen/not seen since) and pages
+// by an opaque keyset cursor. Discovery (package discover) records
+// [Sighting]s: a certificate, keyed by fingerprint and matched to MICA's
+// record or marked external, apart from the places it is installed.
+// Discovery jobs are claimed with a conditional UPDATE so one replica runs
+// each. API tokens, UI users and sessions are stored here too, as hashes.
+//
 // # Audit log
 //
 // Every state change appends an [Event] in the transaction that makes the

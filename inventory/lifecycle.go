@@ -83,8 +83,9 @@ func (s *Store) CompleteCertificate(ctx context.Context, issuerID, serial string
 			return fmt.Errorf("%w: certificate %s/%s: DER public key differs from the reserved one", ErrInvalid, issuerID, serial)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE certificates SET state = ?, der = ?, fingerprint_sha256 = ?,
-			pubkey_sha256 = ?, not_before = ?, not_after = ?, updated_at = ? WHERE id = ?`),
-			string(StateIssued), der, fp, pubHash, s.timeArg(x.NotBefore), s.timeArg(x.NotAfter), s.timeArg(now), cur.ID); err != nil {
+			pubkey_sha256 = ?, not_before = ?, not_after = ?, key_bits = ?, sig_alg = ?, updated_at = ? WHERE id = ?`),
+			string(StateIssued), der, fp, pubHash, s.timeArg(x.NotBefore), s.timeArg(x.NotAfter),
+			KeyBits(x), x.SignatureAlgorithm.String(), s.timeArg(now), cur.ID); err != nil {
 			return fmt.Errorf("inventory: complete certificate %s/%s: %w", issuerID, serial, err)
 		}
 		if err := s.appendEventTx(ctx, tx, &ev); err != nil {

@@ -68,6 +68,9 @@ type Certificate struct {
 	DER                 []byte    `db:"der" json:"-"`
 	CreatedAt           time.Time `db:"created_at" json:"created_at"`
 	UpdatedAt           time.Time `db:"updated_at" json:"updated_at"`
+	// Labels (owner, team, tags, key strength) are loaded by Store.Search
+	// and Store.CertificateDetail only; see labels.go.
+	Labels *Labels `db:"-" json:"labels,omitempty"`
 }
 
 // EffectiveState is State with expiry derived from now.

@@ -17,7 +17,8 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v certbot >/dev/null || need+=(certbot)  # ACME acceptance tests
 command -v lego >/dev/null || need+=(lego)
-command -v curl >/dev/null || need+=(curl)         # EST acceptance tests (curl + openssl)
+command -v curl >/dev/null || need+=(curl ca-certificates)  # EST acceptance tests
+[ -x /usr/bin/chromium ] || need+=(chromium)  # web UI browser test (chromedp)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}" >&2
   SUDO=""

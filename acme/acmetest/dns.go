@@ -1,7 +1,8 @@
 // Package acmetest gives ACME tests a tiny authoritative DNS server on
 // loopback: every name has A 127.0.0.1 (so http-01 and tls-alpn-01 reach
 // the test's responders), and TXT records are set by the test or by client
-// hooks over a small HTTP API shaped like pebble-challtestsrv's:
+// hooks over a small HTTP API shaped like pebble-challtestsrv's. CAA
+// records (none by default) and lookup failures are set by the test.
 //
 //	curl -d '{"host":"_acme-challenge.a.test.","value":"V"}' $API/set-txt
 //	curl -d '{"host":"_acme-challenge.a.test."}' $API/clear-txt
@@ -25,12 +26,14 @@ type DNS struct {
 	API  string // base URL of the HTTP API
 	mu   sync.Mutex
 	txt  map[string][]string
+	caa  map[string][]*dns.CAA
+	fail map[string]bool // names answered SERVFAIL for CAA
 }
 
 // NewDNS starts a server stopped by t.Cleanup.
 func NewDNS(t testing.TB) *DNS {
 	t.Helper()
-	d := &DNS{txt: map[string][]string{}}
+	d := &DNS{txt: map[string][]string{}, caa: map[string][]*dns.CAA{}, fail: map[string]bool{}}
 	var pc net.PacketConn
 	var ln net.Listener
 	for range 20 {
@@ -79,6 +82,28 @@ func (d *DNS) ClearTXT(name string) {
 	delete(d.txt, fqdn(name))
 }
 
+// SetCAA adds a CAA record at name: flag 128 marks it critical, tag is
+// issue, issuewild, iodef or anything else, value as in RFC 8659.
+func (d *DNS) SetCAA(name string, flag uint8, tag, value string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.caa[fqdn(name)] = append(d.caa[fqdn(name)], &dns.CAA{Flag: flag, Tag: tag, Value: value})
+}
+
+// ClearCAA removes every CAA record at name.
+func (d *DNS) ClearCAA(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.caa, fqdn(name))
+}
+
+// FailCAA makes CAA queries for name answer SERVFAIL (on) or normally.
+func (d *DNS) FailCAA(name string, on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.fail[fqdn(name)] = on
+}
+
 func (d *DNS) serveAPI(w http.ResponseWriter, r *http.Request) {
 	var in struct{ Host, Value string }
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Host == "" {
@@ -118,6 +143,17 @@ func (d *DNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 			d.mu.Lock()
 			for _, v := range d.txt[fqdn(q.Name)] {
 				m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr, Txt: []string{v}})
+			}
+			d.mu.Unlock()
+		case dns.TypeCAA:
+			d.mu.Lock()
+			if d.fail[fqdn(q.Name)] {
+				m.Rcode = dns.RcodeServerFailure
+			}
+			for _, rr := range d.caa[fqdn(q.Name)] {
+				c := *rr
+				c.Hdr = dns.RR_Header{Name: q.Name, Rrtype: dns.TypeCAA, Class: dns.ClassINET}
+				m.Answer = append(m.Answer, &c)
 			}
 			d.mu.Unlock()
 		}

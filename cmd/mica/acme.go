@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mica-pki/mica/acme"
 	"github.com/mica-pki/mica/config"
 )
@@ -66,11 +68,23 @@ func acmeFrontEnd(ctx context.Context, g *engine) (*acme.Server, error) {
 		Limits:     cfg.ACME.Limits,
 		EABSecret:  secret.Bytes(),
 		Logger:     g.log,
+
+		TermsOfService: cfg.ACME.TermsOfService,
+		Registry:       registerer(g),
 	})
 	if err != nil {
 		return nil, &cliError{code: exitConfig, msg: "acme: " + err.Error(), err: err}
 	}
 	return s, nil
+}
+
+// registerer is the engine's metrics registry, or nil (metrics kept but
+// not exported) when the command serves none.
+func registerer(g *engine) prometheus.Registerer {
+	if g.registry == nil {
+		return nil
+	}
+	return g.registry
 }
 
 // runACMEEABCreate creates an external account binding key for one ACME

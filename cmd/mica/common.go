@@ -235,6 +235,14 @@ func openEngine(ctx context.Context, e *env, cfg *config.Config, log *slog.Logge
 		g.Close()
 		return nil, err
 	}
+	// Every signature goes through the key meter (keyscmd.go): counted
+	// for the key inventory, refused for a retired key.
+	metered, err := meterKeys(ctx, g.store, g.keys, cfg, log)
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.keys = metered
 	g.ca, err = ca.New(ctx, ca.Options{
 		Store:    g.store,
 		Keys:     g.keys,

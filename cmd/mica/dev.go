@@ -55,6 +55,11 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	if strings.HasPrefix(cfg.Keys.Backend, "softkms:") {
 		warnSoftware(e)
 	}
+	adminPW, err := ensureDevAdmin(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "mica dev: web UI user \"admin\"; its password is in %s (0600)\n", adminPW)
 	log := c.logger(cfg, true)
 	return serve(ctx, e, cfg, log, func(r *running) { printBanner(e, r) })
 }

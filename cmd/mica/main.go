@@ -42,9 +42,24 @@ var commands = []command{
 	{"est reject", "reject a held EST enrollment", runESTReject},
 	{"keys block", "block a public key (SHA-256 of its SPKI) from any future issuance", runKeysBlock},
 	{"keys unblock", "remove a public key from the blocklist", runKeysUnblock},
+	{"keys list", "list the key inventory: class, status, usage counts, protection, rotation due", runKeysList},
+	{"keys retire", "take a key out of service: it can no longer sign", runKeysRetire},
+	{"keys destroy", "delete a retired key's private key from its backend (keeps public key and certificates)", runKeysDestroy},
 	{"ca show", "show the CA chain, fingerprints, key URIs and key protection", runCAShow},
 	{"ca root", "print the root certificate (PEM)", runCARoot},
+	{"ca rotate", "create a new issuing CA key and certificate (--csr-out for an offline root)", runCARotate},
+	{"ca sign-intermediate", "on the offline root's machine: sign a CSR from 'ca rotate --csr-out'", runCASignIntermediate},
+	{"ca import", "import the issuing CA certificate the offline root signed", runCAImport},
+	{"user create", "create a web UI user with a role (password from a file, env or stdin)", runUserCreate},
+	{"token create", "create an admin API bearer token for a role (shown once, last line)", runTokenCreate},
+	{"discover scan", "scan TLS endpoints (allow-listed) and record the certificates they present", runDiscoverScan},
+	{"discover files", "import certificates from PEM, DER and PKCS#12 files and directories", runDiscoverFiles},
 	{"hsm keys", "list the keys held by the key backend", runHSMKeys},
+	{"backup create", "write an age-encrypted backup: database snapshot, configuration, software keys", runBackupCreate},
+	{"backup verify", "restore a backup into a scratch directory and prove it works (signatures, audit chain, issuance, OCSP)", runBackupVerify},
+	{"restore", "restore a backup into a new data directory (--data DIR)", runRestore},
+	{"report keys", "key-management compliance report (ISO/IEC 27002 8.24, NIST SP 800-57), md or json", runReportKeys},
+	{"report compliance", "same as 'report keys'", runReportKeys},
 	{"config show", "print the effective configuration (never contains secrets)", runConfigShow},
 	{"version", "print the version", runVersion},
 	{"help", "print this help", nil},
@@ -92,7 +107,7 @@ func run(ctx context.Context, e *env, args []string) int {
 
 // lookup finds the longest command name that prefixes args.
 func lookup(args []string) (command, []string, bool) {
-	for _, n := range []int{2, 1} {
+	for _, n := range []int{3, 2, 1} {
 		if len(args) < n {
 			continue
 		}

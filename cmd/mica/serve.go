@@ -130,6 +130,8 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// CRL batching and scheduling, OCSP refresh; one replica runs each job.
 	go g.ca.RunRevocation(ctx)
+	// Rotation-due alerts, automatic rotation, issuer retirement (keyjobs.go).
+	go newKeyJobs(e, g).run(ctx)
 	mounts, err := frontEnds(ctx, g)
 	if err != nil {
 		return err
@@ -197,6 +199,11 @@ func frontEnds(ctx context.Context, g *engine) ([]server.Mounter, error) {
 	if estSrv != nil {
 		mounts = append(mounts, estSrv) // EST on the HTTPS listener
 	}
+	webSrv, err := webFrontEnd(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	mounts = append(mounts, webSrv) // admin API on the HTTPS listener
 	return mounts, nil
 }
 

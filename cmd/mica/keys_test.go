@@ -1,0 +1,224 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mica-pki/mica/hsm/hsmtest"
+)
+
+// listedKey mirrors `mica keys list --json` rows (the fields tests use).
+type listedKey struct {
+	ID         string `json:"id"`
+	Class      string `json:"class"`
+	Status     string `json:"status"`
+	Signatures int64  `json:"signatures"`
+	PublicKey  []byte `json:"public_key"`
+	URI        string `json:"uri"`
+	DueIn      string `json:"due_in"`
+}
+
+func (c *tca) keys() map[string]listedKey {
+	c.t.Helper()
+	r := c.must(c.data("keys", "list", "--json")...)
+	var ks []listedKey
+	if err := json.Unmarshal([]byte(r.stdout), &ks); err != nil {
+		c.t.Fatalf("keys list --json: %v\n%s", err, r.stdout)
+	}
+	out := map[string]listedKey{}
+	for _, k := range ks {
+		out[k.ID] = k
+	}
+	return out
+}
+
+// TestKeysRotateOnline runs the binary: usage is counted from the signing
+// path (each CLI issuance costs the issuing key two signatures, the
+// certificate and its pre-signed OCSP response), an online-root rotation
+// moves new issuance to the new key while old certificates still verify,
+// and the old key can be neither retired nor destroyed while its
+// certificates are unexpired.
+func TestKeysRotateOnline(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "openssl")
+	c := newSoftCA(t, "--root-id", "root", "--issuing-id", "issuing")
+	oldLeaf := filepath.Join(t.TempDir(), "old.pem")
+	const n = 3
+	for i := range n {
+		c.must(c.data("cert", "issue", "--csr", makeCSR(t, csrOpts{cn: "a.test"}), "--profile", "server", "--out", oldLeaf)...)
+		_ = i
+	}
+	ks := c.keys()
+	if k := ks["issuing"]; k.Signatures != 2*n || k.Class != "issuing" || k.Status != "active" || k.DueIn == "" {
+		t.Errorf("issuing key after %d issuances = %+v, want %d signatures, active, rotation due", n, k, 2*n)
+	}
+	if k := ks["root"]; k.Class != "root" || k.Signatures != 0 {
+		t.Errorf("root key = %+v", k)
+	}
+
+	out := c.must(c.data("ca", "rotate", "--id", "issuing-2")...).stdout
+	if !strings.Contains(out, "issuing-2") {
+		t.Errorf("ca rotate: %s", out)
+	}
+	newLeaf := filepath.Join(t.TempDir(), "new.pem")
+	c.must(c.data("cert", "issue", "--csr", makeCSR(t, csrOpts{cn: "b.test"}), "--profile", "server", "--out", newLeaf)...)
+	chain := readCerts(t, newLeaf)
+	if len(chain) < 2 || !strings.Contains(chain[1].Subject.CommonName, "Issuing CA") || chain[0].CheckSignatureFrom(chain[1]) != nil {
+		t.Fatalf("new leaf chain = %v", chain)
+	}
+	oldIssuer := readCerts(t, filepath.Join(c.dir, issuingPEM))[0]
+	if chain[1].Equal(oldIssuer) {
+		t.Error("after rotation new issuance still uses the old issuing CA")
+	}
+	mid := filepath.Join(t.TempDir(), "mid.pem")
+	if err := os.WriteFile(mid, encodeCerts(chain[1]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for leaf, inter := range map[string]string{oldLeaf: filepath.Join(c.dir, issuingPEM), newLeaf: mid} {
+		if o := openssl(t, "verify", "-CAfile", filepath.Join(c.dir, rootPEM), "-untrusted", inter, leaf); !strings.Contains(o, "OK") {
+			t.Errorf("openssl verify %s: %s", leaf, o)
+		}
+	}
+	ks = c.keys()
+	// issuing-2: its own CSR (proof of possession) + certificate + OCSP;
+	// root: the new CA certificate.
+	if ks["issuing-2"].Signatures != 3 || ks["issuing"].Signatures != 2*n || ks["root"].Signatures != 1 {
+		t.Errorf("signature counts after rotation: issuing=%d issuing-2=%d root=%d, want %d, 3, 1",
+			ks["issuing"].Signatures, ks["issuing-2"].Signatures, ks["root"].Signatures, 2*n)
+	}
+	wantExit(t, c.run(c.data("keys", "retire", "issuing")...), exitRefused, "unexpired certificates")
+	wantExit(t, c.run(c.data("keys", "destroy", "issuing", "--confirm")...), exitRefused, "retire it")
+	wantExit(t, c.run(c.data("keys", "destroy", "issuing")...), exitUsage, "--confirm")
+}
+
+// TestKeysRotateOffline: the offline round trip with the real binary:
+// rotate --csr-out online, sign-intermediate with the offline root's
+// directory and secret, import online; issuance moves to the new CA.
+func TestKeysRotateOffline(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "openssl")
+	secret := newSecret(t)
+	sf := writeSecret(t, t.TempDir(), "passphrase", secret)
+	c := &tca{t: t, dir: filepath.Join(t.TempDir(), "data"), secrets: []string{secret}}
+	c.must("init", "--data", c.dir, "--secret-file", sf, "--offline-root", "--root-id", "root", "--issuing-id", "issuing")
+	// The root leaves this machine.
+	offline := filepath.Join(t.TempDir(), "safe")
+	if err := os.Rename(filepath.Join(c.dir, offlineDir), offline); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, c.run(c.data("ca", "rotate")...), exitConfig, "offline")
+	csr := filepath.Join(t.TempDir(), "next.csr")
+	c.must(c.data("ca", "rotate", "--id", "issuing-2", "--csr-out", csr)...)
+	if k := c.keys()["issuing-2"]; k.Status != "pre-activation" {
+		t.Errorf("pending key = %+v", k)
+	}
+	signed := filepath.Join(t.TempDir(), "issuing-2.pem")
+	c.must("ca", "sign-intermediate", "--root-backend", "softkms:dir="+offline, "--root-id", "root",
+		"--root-cert", filepath.Join(offline, rootPEM), "--csr", csr, "--out", signed, "--secret-file", sf)
+	c.must(c.data("ca", "import", signed)...)
+	if k := c.keys()["issuing-2"]; k.Status != "active" {
+		t.Errorf("imported key = %+v", k)
+	}
+	leaf := filepath.Join(t.TempDir(), "leaf.pem")
+	c.must(c.data("cert", "issue", "--csr", makeCSR(t, csrOpts{cn: "c.test"}), "--profile", "server", "--out", leaf)...)
+	if o := openssl(t, "verify", "-CAfile", filepath.Join(c.dir, rootPEM), "-untrusted", signed, leaf); !strings.Contains(o, "OK") {
+		t.Errorf("openssl verify via the imported CA: %s", o)
+	}
+}
+
+// TestKeysDestroySoftHSM: on a real SoftHSM2 token, a superseded issuing
+// key with no certificates is retired and destroyed: pkcs11-tool no longer
+// lists its private key, while the inventory keeps its public key; the
+// root, which signed live issuing CAs, cannot be destroyed.
+//
+// Not parallel: SOFTHSM2_CONF is process-wide.
+func TestKeysDestroySoftHSM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping SoftHSM2")
+	}
+	uri, pin := hsmtest.SoftHSM(t)
+	requireTool(t, "pkcs11-tool")
+	module, err := hsmtest.Module()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &tca{t: t, dir: filepath.Join(t.TempDir(), "data")}
+	pinFile := writeSecret(t, t.TempDir(), "pin", string(pin.Bytes()))
+	c.must("init", "--data", c.dir, "--backend", uri, "--secret-file", pinFile, "--root-id", "root", "--issuing-id", "issuing")
+	c.must(c.data("ca", "rotate", "--id", "issuing-2")...)
+	privs := func() map[string]bool {
+		m := map[string]bool{}
+		for _, o := range listObjects(t, module, hsmtest.TokenLabel, string(pin.Bytes())) {
+			if strings.HasPrefix(o.kind, "Private Key Object") {
+				m[o.label] = true
+			}
+		}
+		return m
+	}
+	if p := privs(); !p["issuing"] || !p["issuing-2"] || !p["root"] {
+		t.Fatalf("token private keys before destroy: %v", p)
+	}
+	wantExit(t, c.run(c.data("keys", "destroy", "issuing", "--confirm")...), exitRefused, "retire it")
+	c.must(c.data("keys", "retire", "issuing")...)
+	c.must(c.data("keys", "destroy", "issuing", "--confirm")...)
+	if p := privs(); p["issuing"] || !p["issuing-2"] || !p["root"] {
+		t.Errorf("token private keys after destroying issuing: %v, want issuing-2 and root only", p)
+	}
+	k := c.keys()["issuing"]
+	if k.Status != "destroyed" || len(k.PublicKey) == 0 {
+		t.Errorf("destroyed key in the inventory = %+v, want destroyed with its public key", k)
+	}
+	c.must(c.data("cert", "issue", "--csr", makeCSR(t, csrOpts{cn: "hsm.test"}), "--profile", "server")...)
+	c.must(c.data("keys", "retire", "root", "--force")...)
+	wantExit(t, c.run(c.data("keys", "destroy", "root", "--confirm")...), exitRefused, "its CRL duty is live")
+	if !privs()["root"] {
+		t.Error("a refused destroy removed the root key")
+	}
+}
+
+// TestReportKeys: a fresh software CA fails the backup check and warns
+// about software CA keys and an online root; a backup alone does not
+// pass the check, a verified one (recorded by verify --data) does.
+func TestReportKeys(t *testing.T) {
+	t.Parallel()
+	c := newSoftCA(t, "--root-id", "root", "--issuing-id", "issuing")
+	type report struct {
+		Checks []struct {
+			ID, Result string
+			Controls   []string
+		} `json:"checks"`
+	}
+	get := func() map[string]string {
+		var r report
+		out := c.must(c.data("report", "keys", "--format", "json")...).stdout
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("report keys --format json: %v\n%s", err, out)
+		}
+		m := map[string]string{}
+		for _, ch := range r.Checks {
+			m[ch.ID] = ch.Result
+		}
+		return m
+	}
+	r := get()
+	if r["backup"] != "fail" || r["hsm"] != "warn" || r["root-offline"] != "warn" || r["audit"] != "pass" || r["algorithms"] != "pass" {
+		t.Errorf("report on a fresh software CA = %v", r)
+	}
+	pass := writeSecret(t, t.TempDir(), "bp", "a long backup passphrase")
+	b := filepath.Join(t.TempDir(), "b.age")
+	c.must(c.data("backup", "create", "--out", b, "--passphrase-file", pass)...)
+	if r := get(); r["backup"] != "fail" {
+		t.Errorf("backup check after an unverified backup = %s, want fail", r["backup"])
+	}
+	c.must(c.data("backup", "verify", b, "--passphrase-file", pass)...)
+	if r := get(); r["backup"] != "pass" {
+		t.Errorf("backup check after a backup = %s", r["backup"])
+	}
+	md := c.must(c.data("report", "keys")...).stdout
+	if !strings.Contains(md, "| check | result | controls | evidence |") || !strings.Contains(md, "ISO/IEC 27002:2022 8.24") {
+		t.Errorf("markdown report:\n%s", md)
+	}
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mica-pki/mica/ca"
+	"github.com/mica-pki/mica/config"
+	"github.com/mica-pki/mica/hsm"
+	"github.com/mica-pki/mica/inventory"
+)
+
+// meterKeys registers any issuer key the key inventory does not list yet
+// and wraps the backend so every signature is counted and a retired key
+// refuses to sign. Counts are flushed every 30 s and when the engine
+// closes.
+func meterKeys(ctx context.Context, st *inventory.Store, b hsm.Backend, cfg *config.Config, log *slog.Logger) (hsm.Backend, error) {
+	if _, err := ca.SyncKeys(ctx, st, b, cfg.KeyPolicy.CA(), ca.Actor{Name: "mica", Protocol: "system", Source: source()}); err != nil {
+		return nil, err
+	}
+	m, err := ca.NewMeteredKeys(ctx, b, st, ca.MeterOptions{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// cliActor is the audit identity of the person at the terminal.
+func cliActor() ca.Actor { return ca.Actor{Name: actor(), Protocol: "cli", Source: source()} }
+
+// keyView is one key as `keys list` shows it.
+type keyView struct {
+	inventory.Key
+	DueIn string `json:"due_in,omitempty"`
+}
+
+// runKeysList prints the key inventory.
+func runKeysList(ctx context.Context, e *env, args []string) error {
+	c := newFlags(e, "keys list", "[--json]")
+	asJSON := c.fs.Bool("json", false, "print JSON")
+	if pos, err := c.parse(args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageErrorf("keys list takes no arguments, got %q", pos)
+	}
+	g, err := openForKeys(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	keys, err := g.store.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	views := make([]keyView, len(keys))
+	for i, k := range keys {
+		views[i] = keyView{Key: k}
+		if k.RotationDue != nil && (k.Status == inventory.KeyActive || k.Status == inventory.KeyPreActivation) {
+			views[i].DueIn = k.RotationDue.Sub(now).Round(time.Hour).String()
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(views)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCLASS\tSTATUS\tALGORITHM\tBACKEND\tSIGNATURES\tLAST USED\tROTATION DUE\tPROTECTION\tURI")
+	for _, v := range views {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", v.ID, v.Class, v.Status, v.Algorithm, v.Backend,
+			v.Signatures, fmtTimePtr(v.LastUsed), fmtTimePtr(v.RotationDue), protectionSummary(v.Protection), orDash(v.URI))
+	}
+	return tw.Flush()
+}
+
+// openForKeys opens the engine: `keys list` counts the flush of its own
+// (zero) usage, and registers keys on the first run after an upgrade.
+func openForKeys(ctx context.Context, c *common) (*engine, error) {
+	cfg, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	return openEngine(ctx, c.e, cfg, c.logger(cfg, false))
+}
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func protectionSummary(raw json.RawMessage) string {
+	var p hsm.Protection
+	if len(raw) == 0 || json.Unmarshal(raw, &p) != nil || p.Backend == "" {
+		return "-"
+	}
+	if p.Backend == "pkcs11" {
+		return fmt.Sprintf("token sensitive=%t never-extractable=%t", p.Sensitive, p.NeverExtractable)
+	}
+	if p.Encrypted {
+		return "software, encrypted file"
+	}
+	return "software"
+}
+
+// runKeysRetire takes a key out of service: the signing path refuses it
+// from the next refresh on (at once in this process).
+func runKeysRetire(ctx context.Context, e *env, args []string) error {
+	c := newFlags(e, "keys retire", "ID [--force]")
+	force := c.fs.Bool("force", false, "retire even though the issuer still has unexpired certificates (key compromise)")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("keys retire takes one key ID")
+	}
+	g, err := openForKeys(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if err := ca.RetireKey(ctx, g.store, pos[0], time.Now(), *force, cliActor()); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "key %s retired: it can no longer sign\n", pos[0])
+	return nil
+}
+
+// runKeysDestroy deletes a retired key's private key object from its
+// backend. The public key and every certificate stay in the store.
+func runKeysDestroy(ctx context.Context, e *env, args []string) error {
+	c := newFlags(e, "keys destroy", "ID --confirm")
+	confirm := c.fs.Bool("confirm", false, "really destroy the private key (irreversible)")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("keys destroy takes one key ID")
+	}
+	if !*confirm {
+		return usageErrorf("destroying a key is irreversible: add --confirm")
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	log := c.logger(cfg, false)
+	// Not openEngine: a CA may not be buildable once its keys are retired,
+	// and destroying needs only the store and the backend.
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	k, err := st.Key(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	var b hsm.Backend
+	if k.URI != "" {
+		open := openKeys
+		if cfg.Keys.RootBackend != "" && k.Class == ca.KeyClassRoot {
+			open = openRootKeys
+		}
+		if b, err = open(ctx, e, cfg); err != nil {
+			return err
+		}
+		defer b.Close()
+	}
+	if err := ca.DestroyKey(ctx, st, b, pos[0], time.Now(), cliActor()); err != nil {
+		return err
+	}
+	log.Info("key destroyed", "key", pos[0])
+	fmt.Fprintf(e.stdout, "key %s destroyed; its public key and certificates remain in the inventory\n", pos[0])
+	return nil
+}

@@ -1,0 +1,149 @@
+package web
+
+import (
+	"encoding/pem"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/mica-pki/mica/ca"
+	"github.com/mica-pki/mica/inventory"
+)
+
+// certView is a certificate as the API shows it: the stored record with
+// its derived state, PEM and installations.
+type certView struct {
+	*inventory.Certificate
+	EffectiveState inventory.State          `json:"effective_state"`
+	PEM            string                   `json:"pem,omitempty"`
+	Installations  []inventory.Installation `json:"installations,omitempty"`
+}
+
+// listCertificates: GET /api/v1/certificates?q=…&state=…&cursor=…
+func (s *Server) listCertificates(w http.ResponseWriter, r *http.Request) {
+	now := s.now()
+	f, err := ParseFilter(r.URL.Query(), now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	page, err := s.store.Search(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := struct {
+		Certificates []certView `json:"certificates"`
+		Next         string     `json:"next,omitempty"`
+	}{Certificates: make([]certView, len(page.Certificates)), Next: page.Next}
+	for i := range page.Certificates {
+		c := &page.Certificates[i]
+		out.Certificates[i] = certView{Certificate: c, EffectiveState: c.EffectiveState(now)}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// findOne resolves {serial} (and ?issuer= when serials collide across
+// issuers) to one certificate with its labels.
+func (s *Server) findOne(w http.ResponseWriter, r *http.Request, issuer string) (*inventory.Certificate, bool) {
+	serial := chi.URLParam(r, "serial")
+	if issuer == "" {
+		page, err := s.store.Search(r.Context(), inventory.SearchFilter{CertFilter: inventory.CertFilter{Serial: serial, Limit: 2}})
+		if err != nil {
+			s.fail(w, r, err)
+			return nil, false
+		}
+		switch len(page.Certificates) {
+		case 0:
+			writeError(w, http.StatusNotFound, "not found")
+			return nil, false
+		case 1:
+			issuer = page.Certificates[0].IssuerID
+		default:
+			writeError(w, http.StatusConflict, "serial is used by several issuers: add ?issuer=")
+			return nil, false
+		}
+	}
+	c, err := s.store.CertificateDetail(r.Context(), issuer, serial)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, false
+	}
+	return c, true
+}
+
+// getCertificate: GET /api/v1/certificates/{serial}[?issuer=]
+func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.findOne(w, r, r.URL.Query().Get("issuer"))
+	if !ok {
+		return
+	}
+	v := certView{Certificate: c, EffectiveState: c.EffectiveState(s.now())}
+	if len(c.DER) > 0 {
+		v.PEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER}))
+	}
+	if c.FingerprintSHA256 != "" {
+		inst, err := s.store.Installations(r.Context(), c.FingerprintSHA256)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		v.Installations = inst
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// revokeCertificate: POST /api/v1/certificates/{serial}/revoke
+// {"reason": "keyCompromise", "issuer": "…"}. Revocation and its audit
+// event are ca.Revoke's; web only authenticates and translates.
+func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Reason string `json:"reason"`
+		Issuer string `json:"issuer"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if body.Issuer == "" {
+		body.Issuer = r.URL.Query().Get("issuer")
+	}
+	c, ok := s.findOne(w, r, body.Issuer)
+	if !ok {
+		return
+	}
+	rec, err := s.rev.Revoke(r.Context(), ca.RevokeRequest{IssuerID: c.IssuerID, Serial: c.Serial, Reason: body.Reason,
+		Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r)})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, certView{Certificate: rec, EffectiveState: rec.EffectiveState(s.now())})
+}
+
+// putLabels: PUT /api/v1/certificates/{serial}/labels
+// {"owner": …, "team": …, "environment": …, "tags": […]}; audited by the
+// store in the same transaction.
+func (s *Server) putLabels(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		inventory.Labels
+		Issuer string `json:"issuer"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	c, ok := s.findOne(w, r, body.Issuer)
+	if !ok {
+		return
+	}
+	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+	if err := s.store.SetLabels(r.Context(), c.IssuerID, c.Serial, body.Labels, ev); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c, err := s.store.CertificateDetail(r.Context(), c.IssuerID, c.Serial)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, certView{Certificate: c, EffectiveState: c.EffectiveState(s.now())})
+}
