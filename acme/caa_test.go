@@ -124,6 +124,7 @@ func TestCAA(t *testing.T) {
 		{name: "lookup fails", typ: "http-01", servfail: true, want: "dns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			domain := fmt.Sprintf("caa%d.test", i)
 			for _, r := range tc.recs {
 				e.dns.SetCAA(r.at+domain, r.flag, r.tag, r.value)
@@ -137,6 +138,8 @@ func TestCAA(t *testing.T) {
 		})
 	}
 
+	caaIdentitiesChecked(t, e)
+
 	// The default directory does not check CAA.
 	plain := e.client(ctx)
 	e.dns.SetCAA("plain.test", 0, "issue", "other.example")
@@ -148,5 +151,61 @@ func TestCAA(t *testing.T) {
 	got := e.attempt(ctx, c, "late.test", "http-01", func() { e.dns.SetCAA("late.test", 0, "issue", "other.example") })
 	if got != "caa" {
 		t.Fatalf("finalize after a CAA change = %q, want caa", got)
+	}
+
+	// Two names refused at finalize: one caa problem, a subproblem each
+	// naming its identifier; fixing the records lets the same order finish.
+	names := []string{"two-a.test", "two-b.test"}
+	o, err := c.AuthorizeOrder(ctx, xacme.DomainIDs(names...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = e.solve(ctx, c, o, "dns-01")
+	for _, n := range names {
+		e.dns.SetCAA(n, 0, "issue", "mica.test; validationmethods=http-01")
+	}
+	_, _, err = c.CreateOrderCert(ctx, o.FinalizeURL, csr(t, newKey(t), names...), false)
+	var pe *xacme.Error
+	if !errors.As(err, &pe) || shortType(pe.ProblemType) != "caa" || len(pe.Subproblems) != 2 {
+		t.Fatalf("finalize of two refused names = %v, want caa with 2 subproblems", err)
+	}
+	seen := map[string]bool{}
+	for _, sp := range pe.Subproblems {
+		if shortType(sp.Type) != "caa" || sp.Identifier == nil {
+			t.Fatalf("subproblem %+v, want caa with an identifier", sp)
+		}
+		seen[sp.Identifier.Value] = true
+	}
+	if !seen[names[0]] || !seen[names[1]] {
+		t.Fatalf("subproblems name %v, want %v", seen, names)
+	}
+	for _, n := range names {
+		e.dns.ClearCAA(n)
+	}
+	if _, _, err := c.CreateOrderCert(ctx, o.FinalizeURL, csr(t, newKey(t), names...), false); err != nil {
+		t.Fatalf("finalize after the records were fixed: %v", err)
+	}
+}
+
+// caaIdentitiesChecked: a profile's CAA identities must be domain names.
+func caaIdentitiesChecked(t *testing.T, e *testEnv) {
+	for _, tc := range []struct {
+		ids  []string
+		okay bool
+	}{
+		{[]string{"ca.example.net"}, true},
+		{[]string{"CA.Example.Net."}, true},
+		{[]string{"ca.example.net; accounturi=x"}, false},
+		{[]string{"*.example.net"}, false},
+		{[]string{""}, false},
+	} {
+		opts := e.opts
+		opts.Profiles = map[string]acme.Profile{"p": {CAProfiles: []string{"server"}, CAAIdentities: tc.ids}}
+		ctx, cancel := context.WithCancel(context.Background())
+		_, err := acme.New(ctx, opts)
+		cancel()
+		if (err == nil) != tc.okay {
+			t.Errorf("New with CAA identities %q = %v, want ok %v", tc.ids, err, tc.okay)
+		}
 	}
 }

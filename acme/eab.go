@@ -77,8 +77,8 @@ func CreateEABKey(ctx context.Context, st EABStore, secret []byte, profile, acto
 	if !profileName(profile) {
 		return "", "", fmt.Errorf("acme: %q is not a profile name", profile)
 	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
+	key, encoded, err := newEABKey()
+	if err != nil {
 		return "", "", err
 	}
 	kid = "eab-" + randomID()
@@ -91,7 +91,23 @@ func CreateEABKey(ctx context.Context, st EABStore, secret []byte, profile, acto
 	if err := st.CreateACMEEABKey(ctx, &inventory.ACMEEABKey{KeyID: kid, Profile: profile, Sealed: sealed, CreatedBy: actor}, ev); err != nil {
 		return "", "", err
 	}
-	return kid, base64.RawURLEncoding.EncodeToString(key), nil
+	return kid, encoded, nil
+}
+
+// newEABKey draws a 256-bit HMAC key and its base64url form. Keys whose
+// form starts with '-' are drawn again: operators paste the key after
+// `--eab-hmac-key` and certbot's argument parser takes a leading '-' for
+// an option (seen with certbot 2.1: "expected one argument").
+func newEABKey() ([]byte, string, error) {
+	for {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, "", err
+		}
+		if enc := base64.RawURLEncoding.EncodeToString(key); enc[0] != '-' {
+			return key, enc, nil
+		}
+	}
 }
 
 // verifyEAB checks an externalAccountBinding JWS: HS256 (or HS384/512)

@@ -48,7 +48,7 @@ func (s *Server) recoverLoop(ctx context.Context) {
 // recoverValidations claims and queues stuck challenges and returns how
 // many it queued.
 func (s *Server) recoverValidations(ctx context.Context) (int, error) {
-	zs, err := s.store.ACMEAuthzs(ctx, inventory.ACMEAuthzFilter{Status: statusPending})
+	zs, err := s.store.ACMEAuthzs(ctx, inventory.ACMEAuthzFilter{Status: statusPending, ChallengeStatus: statusProcessing})
 	if err != nil {
 		return 0, err
 	}
@@ -78,6 +78,10 @@ func (s *Server) recoverValidations(ctx context.Context) (int, error) {
 // or the client got there first.
 func (s *Server) requeue(ctx context.Context, z inventory.ACMEAuthz, c inventory.ACMEChallenge) (bool, error) {
 	acct, err := s.store.ACMEAccount(ctx, inventory.ACMEAccountFilter{ID: z.AccountID})
+	if errors.Is(err, inventory.ErrNotFound) {
+		s.log.Warn("acme: a stuck challenge's account is gone; leaving it", "challenge", c.ID, "account", z.AccountID)
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}

@@ -166,6 +166,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		default:
 			return nil, fmt.Errorf("acme: profile %s: eab must be empty, optional or required", name)
 		}
+		for _, id := range p.CAAIdentities {
+			if !validDNSName(strings.ToLower(strings.TrimSuffix(id, "."))) {
+				return nil, fmt.Errorf("acme: profile %s: CAA identity %q is not a domain name", name, id)
+			}
+		}
 		if p.EAB != EABNone && len(opts.EABSecret) == 0 {
 			return nil, fmt.Errorf("acme: profile %s uses EAB but no EAB secret is configured", name)
 		}
@@ -249,8 +254,12 @@ func (s *Server) Describe(httpsBase, _ string) []string {
 	sort.Strings(names)
 	out := make([]string, 0, len(names))
 	for _, n := range names {
+		extra := map[string]string{EABOptional: ", EAB optional", EABRequired: ", EAB required"}[s.profiles[n].EAB]
+		if len(s.profiles[n].CAAIdentities) > 0 {
+			extra += ", CAA checked"
+		}
 		out = append(out, fmt.Sprintf("%s/acme/%s/directory (ACME, issuance profiles %s%s)", httpsBase, n,
-			strings.Join(s.profiles[n].CAProfiles, ", "), map[string]string{EABOptional: ", EAB optional", EABRequired: ", EAB required"}[s.profiles[n].EAB]))
+			strings.Join(s.profiles[n].CAProfiles, ", "), extra))
 	}
 	return out
 }

@@ -158,7 +158,6 @@ func (v *validator) run(ctx context.Context, j job) {
 	if p != nil && p.Identifier == nil {
 		p.Identifier = &Identifier{Type: j.authz.Identifier.Type, Value: j.authz.Identifier.Value}
 	}
-	v.s.m.validation(j.chall.Type, p)
 	now := v.s.now()
 	u := inventory.ACMEChallengeUpdate{Status: statusValid, Validated: &now}
 	authz := statusValid
@@ -181,6 +180,7 @@ func (v *validator) run(ctx context.Context, j job) {
 		v.s.log.Error("acme: recording a challenge outcome", "err", err)
 		return
 	}
+	v.s.m.validation(j.chall.Type, p)
 	if err := v.s.store.UpdateACMEAuthz(wctx, j.authz.ID, []string{statusPending}, authz); err != nil && !errors.Is(err, inventory.ErrConflict) {
 		v.s.log.Error("acme: recording an authorization outcome", "err", err)
 	}

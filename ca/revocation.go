@@ -155,7 +155,10 @@ func (r *revoker) issuerKeys(ctx context.Context, refresh bool) ([]*issuerKey, e
 			return nil, Wrap(ErrUnavailable, err, "cannot read the issuers from the store")
 		}
 		for _, is := range all {
-			if is.IsRoot || is.KeyURI == "" {
+			// A retired issuer's certificates have all expired (see
+			// RetireIssuers): it has no CRL or OCSP duty left, and its key
+			// refuses to sign anyway.
+			if is.IsRoot || is.KeyURI == "" || is.Status == StatusRetired {
 				continue
 			}
 			r.mu.Lock()

@@ -57,6 +57,8 @@ type Config struct {
 	Discovery Discovery `yaml:"discovery,omitempty"`
 	// KeyPolicy sets cryptoperiods and rotation (see keypolicy.go, docs/keys.md).
 	KeyPolicy KeyPolicy `yaml:"key_policy,omitempty"`
+	// Alerts configures signed webhook alerts (see alerts.go, docs/inventory.md).
+	Alerts Alerts `yaml:"alerts,omitempty"`
 
 	// profilesDefaulted records that Profiles came from ca.DefaultProfiles,
 	// so Write leaves them out and later versions' defaults apply.

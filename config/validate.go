@@ -155,6 +155,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Revocation.validate()...)
 	errs = append(errs, c.validateEST()...)
 	errs = append(errs, c.Discovery.validate()...)
+	errs = append(errs, c.Alerts.validate()...)
 	return errors.Join(errs...)
 }
 

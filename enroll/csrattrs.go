@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/crypto/cryptobyte"
+	casn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/mica-pki/mica/ca"
 )
 
@@ -30,10 +33,13 @@ type csrAttribute struct {
 	Values []asn1.RawValue `asn1:"set"`
 }
 
-// csrattrs answers GET /csrattrs (RFC 7030 section 4.5) without
+// csrattrs answers GET /csrattrs (RFC 7030 section 4.5, RFC 9908) without
 // authentication: the key algorithm and signature algorithm the label's
 // profile wants first, challengePassword when the label binds requests to
-// tls-unique, and subjectAltName when the profile issues names.
+// tls-unique, subjectAltName when the profile issues names, and last the
+// RFC 9908 CertificationRequestInfoTemplate saying the same as a CSR
+// skeleton. Clients that predate RFC 9908 skip the attribute they do not
+// know (RFC 7030 section 4.5.2).
 func (s *Server) csrattrs(w http.ResponseWriter, r *http.Request, l *label) {
 	prof, ok := s.ca.Profile(l.Profile)
 	if !ok {
@@ -112,5 +118,106 @@ func csrAttrsFor(p ca.Profile, tlsUnique bool) ([]byte, error) {
 			return nil, err
 		}
 	}
+	tmpl, err := criTemplateAttr(p, kt)
+	if err != nil {
+		return nil, err
+	}
+	items = append(items, asn1.RawValue{FullBytes: tmpl})
 	return asn1.Marshal(items)
+}
+
+// RFC 9908 section 3.4 object identifiers.
+var (
+	oidCRITemplate          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 61}
+	oidExtensionReqTemplate = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 62}
+	oidCommonName           = asn1.ObjectIdentifier{2, 5, 4, 3}
+)
+
+// criTemplateAttr is the RFC 9908 id-aa-certificationRequestInfoTemplate
+// attribute for a profile whose first key type is kt:
+//
+//	CertificationRequestInfoTemplate ::= SEQUENCE {
+//	    version       INTEGER { v1(0) } (v1, ... ),
+//	    subject       NameTemplate OPTIONAL,
+//	    subjectPKInfo [0] SubjectPublicKeyInfoTemplate OPTIONAL,
+//	    attributes    [1] Attributes{{ CRIAttributes }} }
+//
+// The subject is one commonName whose value the client fills in; the
+// subjectPKInfo names the key algorithm (with the curve for EC keys) and
+// leaves the key out; the attributes hold an id-aa-extensionReqTemplate
+// with a subjectAltName whose GeneralNames has one empty placeholder per
+// name type the profile issues (dNSName, iPAddress, uniformResourceIdentifier,
+// rfc822Name): the client replaces each with its names of that type, or
+// drops those it has none of. The RSA modulus size is not expressible in
+// the template; the RFC 7030-style rsaEncryption attribute beside it says
+// it.
+func criTemplateAttr(p ca.Profile, kt string) ([]byte, error) {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { // Attribute
+		b.AddASN1ObjectIdentifier(oidCRITemplate)
+		b.AddASN1(casn1.SET, func(b *cryptobyte.Builder) {
+			b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1Int64(0)
+				b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { // RDNSequenceTemplate
+					b.AddASN1(casn1.SET, func(b *cryptobyte.Builder) {
+						b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidCommonName) })
+					})
+				})
+				b.AddASN1(casn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { // SubjectPublicKeyInfoTemplate
+					b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						switch {
+						case strings.HasPrefix(kt, "EC-"):
+							b.AddASN1ObjectIdentifier(oidECPublicKey)
+							b.AddASN1ObjectIdentifier(curveOID(kt))
+						case kt == "Ed25519":
+							b.AddASN1ObjectIdentifier(oidEd25519)
+						default:
+							b.AddASN1ObjectIdentifier(oidRSAEncryption)
+							b.AddASN1NULL()
+						}
+					})
+				})
+				b.AddASN1(casn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { // attributes
+					names := []struct {
+						tag   uint8
+						wants bool
+					}{{1, len(p.Emails) > 0}, {2, len(p.DNS) > 0}, {6, len(p.URIs) > 0}, {7, len(p.IPRanges) > 0}}
+					var gn []byte
+					for _, n := range names {
+						if n.wants {
+							gn = append(gn, 0x80|n.tag, 0)
+						}
+					}
+					if gn == nil {
+						return
+					}
+					b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1ObjectIdentifier(oidExtensionReqTemplate)
+						b.AddASN1(casn1.SET, func(b *cryptobyte.Builder) {
+							b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { // ExtensionReqTemplate
+								b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { // ExtensionTemplate
+									b.AddASN1ObjectIdentifier(oidSubjectAltName)
+									b.AddASN1(casn1.OCTET_STRING, func(b *cryptobyte.Builder) {
+										b.AddASN1(casn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(gn) })
+									})
+								})
+							})
+						})
+					})
+				})
+			})
+		})
+	})
+	return b.Bytes()
+}
+
+// curveOID names the curve of an EC-* key type.
+func curveOID(kt string) asn1.ObjectIdentifier {
+	switch kt {
+	case "EC-P384":
+		return oidP384
+	case "EC-P521":
+		return oidP521
+	}
+	return oidP256
 }

@@ -50,6 +50,9 @@ func testCurlOpenSSL(t *testing.T, b *base) {
 		if !strings.Contains(out, "prime256v1") || !strings.Contains(out, "ecdsa-with-SHA256") {
 			t.Fatalf("csrattrs lacks the key type:\n%s", out)
 		}
+		if !strings.Contains(out, ":1.2.840.113549.1.9.16.2.61") || !strings.Contains(out, "cont [ 0 ]") {
+			t.Fatalf("csrattrs lacks the RFC 9908 CertificationRequestInfoTemplate:\n%s", out)
+		}
 	})
 	t.Run("simpleenroll+reenroll", func(t *testing.T) {
 		sh(t, d, `openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout dev.key -subj /CN=dev1 -outform DER 2>/dev/null | base64 -w0 > req.b64

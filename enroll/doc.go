@@ -36,6 +36,14 @@
 // the store, sealed with AES-256-GCM under a key derived from a
 // deterministic signature by a backend-held RSA key (pool.go), claimed
 // with a single DELETE … RETURNING and refilled in the background at 20%.
+// A CSR carrying id-aa-asymmDecryptKeyID gets the key back as CMS
+// EnvelopedData for the client certificate it names (envelope.go).
+//
+// # CSR attributes
+//
+// csrattrs lists the profile's key type, signature algorithm and name
+// requirements RFC 7030 style, then again as an RFC 9908
+// CertificationRequestInfoTemplate (csrattrs.go).
 //
 // # Refusal
 //

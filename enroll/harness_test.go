@@ -175,6 +175,7 @@ func TestEST(t *testing.T) {
 		{"key-pool", testKeyPool, true},
 		{"tls-unique", testTLSUnique, false},
 		{"idevid", testIDevID, false},
+		{"serverkeygen-encrypted", testServerKeygenEncrypted, false},
 	}
 	for name, st := range inventorytest.Stores(t) {
 		t.Run(name, func(t *testing.T) {

@@ -81,6 +81,9 @@ type ACMEAuthzFilter struct {
 	AccountID string
 	Status    string
 	Value     string // identifier value
+	// ChallengeStatus keeps authorizations with a challenge in this
+	// status (the ACME server's sweep for stuck validations).
+	ChallengeStatus string
 }
 
 // ACMEOrderUpdate is a transition of an order: the new status and, when
@@ -279,6 +282,9 @@ func (s *Store) ACMEAuthzs(ctx context.Context, f ACMEAuthzFilter) ([]ACMEAuthz,
 		if v != "" {
 			w.add(col+` = ?`, v)
 		}
+	}
+	if f.ChallengeStatus != "" {
+		w.add(`EXISTS (SELECT 1 FROM acme_challenges c WHERE c.authz_id = acme_authzs.id AND c.status = ?)`, f.ChallengeStatus)
 	}
 	var rows []acmeAuthzRow
 	if err := s.db.SelectContext(ctx, &rows, s.q(`SELECT `+acmeAuthzColumns+` FROM acme_authzs`+w.sql()+` ORDER BY created_at, id LIMIT 1000`), w.args...); err != nil {

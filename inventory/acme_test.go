@@ -158,6 +158,19 @@ func TestACMEOrders(t *testing.T) {
 			if err := st.UpdateACMEChallenge(ctx, "c0", []string{"pending"}, inventory.ACMEChallengeUpdate{Status: "processing"}); !errors.Is(err, inventory.ErrConflict) {
 				t.Fatalf("second start = %v, want ErrConflict", err)
 			}
+			for _, f := range []struct {
+				f    inventory.ACMEAuthzFilter
+				want int
+			}{
+				{inventory.ACMEAuthzFilter{ChallengeStatus: "processing"}, 1},
+				{inventory.ACMEAuthzFilter{Status: "pending", ChallengeStatus: "processing", AccountID: "acc"}, 1},
+				{inventory.ACMEAuthzFilter{Status: "valid", ChallengeStatus: "processing"}, 0},
+				{inventory.ACMEAuthzFilter{ChallengeStatus: "pending"}, 1},
+			} {
+				if zs, err := st.ACMEAuthzs(ctx, f.f); err != nil || len(zs) != f.want || (f.want == 1 && f.f.ChallengeStatus == "processing" && zs[0].ID != "z0") {
+					t.Fatalf("ACMEAuthzs(%+v) = %d authorizations, %v; want %d", f.f, len(zs), err, f.want)
+				}
+			}
 			if err := st.UpdateACMEChallenge(ctx, "c0", []string{"processing"}, inventory.ACMEChallengeUpdate{Status: "invalid", Error: prob, Validated: &now}); err != nil {
 				t.Fatal(err)
 			}

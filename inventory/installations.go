@@ -198,3 +198,22 @@ func (s *Store) FindDiscovered(ctx context.Context, f DiscoveredFilter) ([]Disco
 	}
 	return out, nil
 }
+
+// CertificateByFingerprint returns MICA's record of the certificate with
+// this SHA-256 fingerprint (of the DER). Errors: ErrNotFound.
+func (s *Store) CertificateByFingerprint(ctx context.Context, fingerprint string) (*Certificate, error) {
+	fp, err := normalizeDigest("fingerprint", fingerprint)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate with fingerprint", ErrNotFound)
+	}
+	var r certRow
+	err = s.db.GetContext(ctx, &r, s.q(`SELECT `+certColumns+` FROM certificates WHERE fingerprint_sha256 = ? LIMIT 1`), fp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: certificate with fingerprint %s", ErrNotFound, fp)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inventory: find certificate by fingerprint: %w", err)
+	}
+	c := r.cert()
+	return &c, nil
+}

@@ -120,6 +120,7 @@ func TestAPIAuthAndRoles(t *testing.T) {
 				want                     int
 			}{
 				{"", "GET", "/api/v1/certificates", "", 401},
+				{"", "POST", "/api/v1/agent/report", "{}", 401}, // no client certificate
 				{"mica_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "GET", "/api/v1/certificates", "", 401},
 				{"viewer", "GET", "/api/v1/certificates", "", 200},
 				{"auditor", "GET", "/api/v1/certificates", "", 403},

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -37,6 +38,8 @@ type Store interface {
 	User(ctx context.Context, name string) (*inventory.User, error)
 	Users(ctx context.Context) ([]inventory.User, error)
 	CreateUser(ctx context.Context, u inventory.User, ev inventory.Event) error
+	CertificateByFingerprint(ctx context.Context, fingerprint string) (*inventory.Certificate, error)
+	RecordSighting(ctx context.Context, sg inventory.Sighting) (*inventory.Discovered, error)
 	LoginResult(ctx context.Context, name string, ok bool) error
 	CreateSession(ctx context.Context, user string, ttl time.Duration) (string, error)
 	SessionUser(ctx context.Context, tok string) (*inventory.User, error)
@@ -79,18 +82,14 @@ func New(store Store, rev Revoker, log *slog.Logger) *Server {
 func (s *Server) Mount(https, _ chi.Router) {
 	s.mountUI(https)
 	https.Route("/api/v1", func(r chi.Router) {
-		r.Use(s.apiHeaders, s.authenticate)
-		r.Get("/certificates", s.require(s.listCertificates, inventory.RoleViewer, inventory.RoleOperator))
-		r.Get("/certificates/{serial}", s.require(s.getCertificate, inventory.RoleViewer, inventory.RoleOperator))
-		r.Post("/certificates/{serial}/revoke", s.require(s.revokeCertificate, inventory.RoleOperator))
-		r.Put("/certificates/{serial}/labels", s.require(s.putLabels, inventory.RoleOperator))
-		r.Get("/discovered", s.require(s.listDiscovered, inventory.RoleViewer, inventory.RoleOperator))
-		r.Get("/discovery/jobs", s.require(s.listJobs, inventory.RoleViewer, inventory.RoleOperator))
-		r.Post("/discovery/jobs", s.require(s.createJob, inventory.RoleOperator))
-		r.Get("/discovery/jobs/{id}", s.require(s.getJob, inventory.RoleViewer, inventory.RoleOperator))
-		r.Get("/events", s.require(s.listEvents, inventory.RoleAuditor))
-		r.Get("/users", s.require(s.listUsers))
-		r.Post("/users", s.require(s.createUser))
+		r.Use(s.apiHeaders)
+		// Agents authenticate with their MICA-issued client certificate,
+		// not a bearer token.
+		r.Post("/agent/report", s.agentReport)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate)
+			s.mountAPI(r)
+		})
 		r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "no such API resource")
 		})
@@ -98,6 +97,21 @@ func (s *Server) Mount(https, _ chi.Router) {
 			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 		})
 	})
+}
+
+// mountAPI registers the bearer-token routes with their roles.
+func (s *Server) mountAPI(r chi.Router) {
+	r.Get("/certificates", s.require(s.listCertificates, inventory.RoleViewer, inventory.RoleOperator))
+	r.Get("/certificates/{serial}", s.require(s.getCertificate, inventory.RoleViewer, inventory.RoleOperator))
+	r.Post("/certificates/{serial}/revoke", s.require(s.revokeCertificate, inventory.RoleOperator))
+	r.Put("/certificates/{serial}/labels", s.require(s.putLabels, inventory.RoleOperator))
+	r.Get("/discovered", s.require(s.listDiscovered, inventory.RoleViewer, inventory.RoleOperator))
+	r.Get("/discovery/jobs", s.require(s.listJobs, inventory.RoleViewer, inventory.RoleOperator))
+	r.Post("/discovery/jobs", s.require(s.createJob, inventory.RoleOperator))
+	r.Get("/discovery/jobs/{id}", s.require(s.getJob, inventory.RoleViewer, inventory.RoleOperator))
+	r.Get("/events", s.require(s.listEvents, inventory.RoleAuditor))
+	r.Get("/users", s.require(s.listUsers))
+	r.Post("/users", s.require(s.createUser))
 }
 
 // Describe lists the API base for the dev banner (server.Describer).
@@ -113,7 +127,11 @@ func (s *Server) apiHeaders(next http.Handler) http.Handler {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		limit := int64(MaxBody)
+		if strings.HasSuffix(r.URL.Path, "/agent/report") {
+			limit = MaxAgentBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -23,16 +24,22 @@ func HashPassword(pw string) (string, error) {
 	if len(pw) > 72 {
 		return "", errors.New("password must be at most 72 bytes (bcrypt)")
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcryptCost)
 	if err != nil {
 		return "", err
 	}
 	return string(h), nil
 }
 
+// bcryptCost is bcrypt's work factor; tests lower it (export_test.go).
+var bcryptCost = bcrypt.DefaultCost
+
 // dummyHash is compared against when the user does not exist, so the
 // answer takes as long as for a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password, only for timing"), bcrypt.DefaultCost)
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a real password, only for timing"), bcryptCost)
+	return h
+})
 
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	if uiUser(r.Context()) != nil {
@@ -59,7 +66,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusUnauthorized, "login", "Log in", "Wrong user name or password, or the account is locked for a minute.", nil)
 	}
 	if u == nil {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(pw))
+		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(pw))
 		deny("unknown user")
 		return
 	}

@@ -87,7 +87,7 @@ func writeBackup(ctx context.Context, cfg *config.Config, cfgPath string, st *in
 		return nil, 0, err
 	}
 	for _, k := range keys {
-		if k.Backend == "pkcs11" {
+		if k.Backend == "pkcs11" && k.Status != inventory.KeyDestroyed {
 			m.HSMKeys = append(m.HSMKeys, hsmKeyRef{ID: k.ID, URI: k.URI, SPKISHA256: k.SPKISHA256, PublicKey: k.PublicKey})
 		}
 	}

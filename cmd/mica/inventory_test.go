@@ -117,6 +117,22 @@ func TestInventoryAPIAndDiscovery(t *testing.T) {
 		t.Errorf("files output:\n%s", r.stdout)
 	}
 
+	// The host agent reports the same directory over mutual TLS with a
+	// MICA-issued client certificate; locations carry its CN as host.
+	agentCSR := makeCSR(t, csrOpts{cn: "agent-host.test"})
+	agentCert := filepath.Join(work, "agent.pem")
+	c.must(c.data("cert", "issue", "--csr", agentCSR, "--profile", "client", "--out", agentCert)...)
+	r = c.must("agent", "--server", httpsBase, "--cert", agentCert, "--key", filepath.Join(filepath.Dir(agentCSR), "key.pem"),
+		"--ca", filepath.Join(dir, rootPEM), "--paths", files, "--once")
+	if !strings.Contains(r.stdout, "reported 1 certificates") {
+		t.Errorf("agent output: %s", r.stdout)
+	}
+	code, body = call("viewer", "GET", "/api/v1/certificates/"+serial, "")
+	if raw, _ := json.Marshal(body["installations"]); code != 200 || !strings.Contains(string(raw), `"location":"agent-host.test:`) ||
+		!strings.Contains(string(raw), `"kind":"agent"`) {
+		t.Errorf("installations after agent report = %d %s", code, raw)
+	}
+
 	// A job queued through the API is run by the server's poller.
 	code, body = call("operator", "POST", "/api/v1/discovery/jobs", `{"kind":"scan","targets":["`+host+`"]}`)
 	if code != 202 {

@@ -177,6 +177,17 @@ func TestKeysDestroySoftHSM(t *testing.T) {
 	if !privs()["root"] {
 		t.Error("a refused destroy removed the root key")
 	}
+
+	// Backup of an HSM CA: the keys stay on the token, the backup holds
+	// their URIs, and the drill re-binds them to issue and sign OCSP.
+	pass := writeSecret(t, t.TempDir(), "bp", "a long backup passphrase")
+	b := filepath.Join(t.TempDir(), "hsm.age")
+	if out := c.must(c.data("backup", "create", "--out", b, "--passphrase-file", pass)...).stdout; !strings.Contains(out, "2 HSM keys by reference") {
+		t.Errorf("backup create of an HSM CA: %s", out)
+	}
+	if out := c.must("backup", "verify", b, "--passphrase-file", pass).stdout; !strings.Contains(out, "test issuance by issuing-2") {
+		t.Errorf("backup verify of an HSM CA: %s", out)
+	}
 }
 
 // TestReportKeys: a fresh software CA fails the backup check and warns

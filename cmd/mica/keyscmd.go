@@ -47,12 +47,12 @@ func runKeysList(ctx context.Context, e *env, args []string) error {
 	} else if len(pos) > 0 {
 		return usageErrorf("keys list takes no arguments, got %q", pos)
 	}
-	g, err := openForKeys(ctx, c)
+	st, _, err := syncedStore(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer g.Close()
-	keys, err := g.store.Keys(ctx)
+	defer st.Close()
+	keys, err := st.Keys(ctx)
 	if err != nil {
 		return err
 	}
@@ -78,14 +78,31 @@ func runKeysList(ctx context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
-// openForKeys opens the engine: `keys list` counts the flush of its own
-// (zero) usage, and registers keys on the first run after an upgrade.
-func openForKeys(ctx context.Context, c *common) (*engine, error) {
+// syncedStore opens the store and registers any key the inventory does
+// not list yet. It needs no working CA (every issuer may be retired), and
+// reads key protection from the backend when the backend opens.
+func syncedStore(ctx context.Context, c *common) (*inventory.Store, *config.Config, error) {
 	cfg, err := c.load()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return openEngine(ctx, c.e, cfg, c.logger(cfg, false))
+	log := c.logger(cfg, false)
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := openKeys(ctx, c.e, cfg)
+	if err != nil {
+		log.Warn("key backend not available; key protection is not read", "err", err)
+		b = nil
+	} else {
+		defer b.Close()
+	}
+	if _, err := ca.SyncKeys(ctx, st, b, cfg.KeyPolicy.CA(), ca.Actor{Name: "mica", Protocol: "system", Source: source()}); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, cfg, nil
 }
 
 func fmtTimePtr(t *time.Time) string {
@@ -128,12 +145,12 @@ func runKeysRetire(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usageErrorf("keys retire takes one key ID")
 	}
-	g, err := openForKeys(ctx, c)
+	st, _, err := syncedStore(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer g.Close()
-	if err := ca.RetireKey(ctx, g.store, pos[0], time.Now(), *force, cliActor()); err != nil {
+	defer st.Close()
+	if err := ca.RetireKey(ctx, st, pos[0], time.Now(), *force, cliActor()); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "key %s retired: it can no longer sign\n", pos[0])

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/config"
+	"github.com/mica-pki/mica/metrics"
 	"github.com/mica-pki/mica/server"
 	"github.com/mica-pki/mica/status"
 )
@@ -128,10 +129,16 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 
 	g.registry = prometheus.NewRegistry()
 	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Inventory series (certificates by state, expiry, CRL freshness, audit counters), metrics/.
+	g.registry.MustRegister(metrics.NewStoreCollector(g.store, metrics.DefaultTTL, log))
 	// CRL batching and scheduling, OCSP refresh; one replica runs each job.
 	go g.ca.RunRevocation(ctx)
 	// Rotation-due alerts, automatic rotation, issuer retirement (keyjobs.go).
 	go newKeyJobs(e, g).run(ctx)
+	// Signed webhook alerts, when alerts.webhooks is set (alertsrun.go).
+	if err := runAlerts(ctx, e, g); err != nil {
+		return err
+	}
 	mounts, err := frontEnds(ctx, g)
 	if err != nil {
 		return err

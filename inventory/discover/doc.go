@@ -12,7 +12,9 @@
 // is data about the run, never a reason to stop it; Run returns an error
 // only when the run itself cannot proceed (context cancelled).
 // [StoreSink] writes to the inventory, which matches each certificate to
-// MICA's record by fingerprint or marks it external.
+// MICA's record by fingerprint or marks it external. `mica agent` runs the
+// file source on a host with a sink that reports to MICA over mutual TLS.
+// [Runner] runs stored discovery jobs (CLI, or each serve replica polling).
 //
 // # What it must never do
 //

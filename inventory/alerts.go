@@ -1,0 +1,73 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// AlertsSentSince returns, of the given subjects of one alert kind, those
+// delivered at or after since (the alert engine's de-duplication).
+func (s *Store) AlertsSentSince(ctx context.Context, kind string, subjects []string, since time.Time) (map[string]bool, error) {
+	out := map[string]bool{}
+	for len(subjects) > 0 {
+		n := min(len(subjects), 500)
+		chunk := subjects[:n]
+		subjects = subjects[n:]
+		args := []any{kind, s.timeArg(since)}
+		ph := ""
+		for i, sub := range chunk {
+			if i > 0 {
+				ph += ", "
+			}
+			ph += "?"
+			args = append(args, sub)
+		}
+		var got []string
+		if err := s.db.SelectContext(ctx, &got, s.q(`SELECT subject FROM alert_state
+			WHERE kind = ? AND last_sent >= ? AND subject IN (`+ph+`)`), args...); err != nil {
+			return nil, fmt.Errorf("inventory: read alert state: %w", err)
+		}
+		for _, g := range got {
+			out[g] = true
+		}
+	}
+	return out, nil
+}
+
+// MarkAlertsSent records that the subjects of one alert kind were
+// delivered at at, and forgets entries not sent since before (so the table
+// holds only what the repeat interval still needs).
+func (s *Store) MarkAlertsSent(ctx context.Context, kind string, subjects []string, at, forgetBefore time.Time) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		for _, sub := range subjects {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO alert_state (kind, subject, last_sent) VALUES (?, ?, ?)
+				ON CONFLICT (kind, subject) DO UPDATE SET last_sent = excluded.last_sent`), kind, sub, s.timeArg(at)); err != nil {
+				return fmt.Errorf("inventory: record alert: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM alert_state WHERE last_sent < ?`), s.timeArg(forgetBefore)); err != nil {
+			return fmt.Errorf("inventory: prune alert state: %w", err)
+		}
+		return nil
+	})
+}
+
+// SourceCount is how many events came from one source.
+type SourceCount struct {
+	Source string `db:"source"`
+	Count  int64  `db:"n"`
+}
+
+// DeniedBySource counts audit events with outcome "denied" at or after
+// since, per source (remote address), most first.
+func (s *Store) DeniedBySource(ctx context.Context, since time.Time) ([]SourceCount, error) {
+	var out []SourceCount
+	if err := s.db.SelectContext(ctx, &out, s.q(`SELECT source, COUNT(*) AS n FROM events
+		WHERE at >= ? AND outcome = 'denied' GROUP BY source ORDER BY n DESC, source`), s.timeArg(since)); err != nil {
+		return nil, fmt.Errorf("inventory: count denied events: %w", err)
+	}
+	return out, nil
+}
