@@ -32,6 +32,8 @@ fi
 
 # The HSM tests must run, not skip, whenever this script runs them.
 export MICA_REQUIRE_SOFTHSM=1
+export MICA_REQUIRE_ACME_CLIENTS=1
+export MICA_REQUIRE_CHROMIUM=1
 export CGO_ENABLED=1
 
 # --- static checks ----------------------------------------------------------

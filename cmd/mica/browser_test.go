@@ -24,6 +24,9 @@ const chromiumPath = "/usr/bin/chromium"
 // Screenshots go to $MICA_UI_SCREENSHOTS when set (docs/img).
 func TestBrowserUI(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") != "" || os.Getenv("MICA_REQUIRE_CHROMIUM") != "" {
+			t.Fatalf("chromium is not installed at %s (scripts/test.sh installs it)", chromiumPath)
+		}
 		t.Skip("chromium not installed (scripts/test.sh installs it)")
 	}
 	t.Parallel()
