@@ -75,11 +75,25 @@ func (s *Server) certificate(w http.ResponseWriter, req *request) error {
 // through id itself, then one through each other CA certificate in the
 // store with the same subject and subject key identifier (so the same
 // key signed the leaf), ordered by issuer id. Revoked CA certificates
-// are not offered.
+// are not offered; with a CA that reports its serving issuers (*ca.CA,
+// ServingIssuers) only those are: a re-certification scheduled for later
+// or already expired is no chain a relying party can build today.
 func (s *Server) chains(ctx context.Context, id string) ([][][]byte, error) {
 	issuers, err := s.store.Issuers(ctx)
 	if err != nil {
 		return nil, err
+	}
+	offer := func(string) bool { return true }
+	if sv, ok := s.ca.(servingIssuers); ok {
+		serving, err := sv.ServingIssuers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ids := map[string]bool{}
+		for _, is := range serving {
+			ids[is.ID] = true
+		}
+		offer = func(id string) bool { return ids[id] }
 	}
 	byID := map[string]inventory.Issuer{}
 	for _, is := range issuers {
@@ -98,7 +112,7 @@ func (s *Server) chains(ctx context.Context, id string) ([][][]byte, error) {
 	}
 	var alts []string
 	for _, is := range issuers {
-		if is.ID == id || is.IsRoot || is.Status == "revoked" || bytes.Equal(is.DER, own.DER) {
+		if is.ID == id || is.IsRoot || is.Status == "revoked" || bytes.Equal(is.DER, own.DER) || !offer(is.ID) {
 			continue
 		}
 		other, err := x509.ParseCertificate(is.DER)
@@ -115,6 +129,12 @@ func (s *Server) chains(ctx context.Context, id string) ([][][]byte, error) {
 		out = append(out, chainFrom(byID, a))
 	}
 	return out, nil
+}
+
+// servingIssuers is a CA that knows which issuing CAs relying parties
+// can meet now: the active one and those still serving after a rotation.
+type servingIssuers interface {
+	ServingIssuers(ctx context.Context) ([]inventory.Issuer, error)
 }
 
 // chainFrom walks from issuer id up through parent_id, excluding the root.

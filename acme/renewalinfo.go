@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"math/big"
@@ -26,7 +28,10 @@ import (
 // renewalInfo answers GET /renewal-info/{certID} with the window in which
 // the client should renew: normally the middle of the last third of the
 // lifetime; now (see renewNow) for a certificate that is revoked, whose
-// key is blocked, or whose issuer is being rotated out.
+// key is blocked, or whose issuer is being rotated out. With an early
+// migration period configured (key_policy.early_migration), a certificate
+// of a superseded issuer gets a slot within that period after the new
+// issuer activated instead of "now" (see migrationWindow).
 func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) {
 	c, p := s.certByID(r, chi.URLParam(r, "certID"))
 	if p != nil {
@@ -38,7 +43,7 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) {
 	life := c.NotAfter.Sub(c.NotBefore)
 	start := c.NotAfter.Add(-life / 3)
 	end := c.NotAfter.Add(-life / 6)
-	urgent, err := s.renewNow(r.Context(), c)
+	urgent, successor, err := s.renewNow(r.Context(), c)
 	if err != nil {
 		p := internal(err)
 		s.m.problem(p)
@@ -46,7 +51,18 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
-	if urgent != "" {
+	period := time.Duration(0)
+	if m, ok := s.ca.(earlyMigrator); ok {
+		period = m.EarlyMigration()
+	}
+	switch {
+	case urgent == "issuer rotated" && period > 0:
+		ms, me := migrationWindow(successor, period, c.Serial)
+		if ms.Before(start) {
+			start, end = ms, me
+		}
+		s.log.Debug("acme: ARI suggests migrating to the new issuer", "issuer", c.IssuerID, "serial", c.Serial, "start", start)
+	case urgent != "":
 		s.log.Debug("acme: ARI suggests renewing now", "issuer", c.IssuerID, "serial", c.Serial, "why", urgent)
 		start, end = now.Add(-time.Hour), now.Add(time.Hour)
 	}
@@ -60,26 +76,46 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) {
 // issuer's status in the inventory tells of a rotation.
 type activeIssuer interface{ IssuerID() string }
 
+// earlyMigrator is a CA with a key-policy early-migration period
+// (*ca.CA: SetEarlyMigration). Zero or absent: certificates of a
+// superseded issuer are told to renew at once.
+type earlyMigrator interface{ EarlyMigration() time.Duration }
+
+// migrationWindow spreads the renewals of a superseded issuer's
+// certificates over period after the new issuer activated: each serial
+// gets a deterministic slot (the same answer on every replica and every
+// poll, so clients do not chase a moving window) in the first nine
+// tenths, and a window a tenth of the period long from there. A client
+// polling after its slot has passed renews at once, as RFC 9773 asks.
+func migrationWindow(activated time.Time, period time.Duration, serial string) (start, end time.Time) {
+	h := sha256.Sum256([]byte(serial))
+	frac := float64(binary.BigEndian.Uint64(h[:8])) / float64(^uint64(0))
+	start = activated.Add(time.Duration(frac * float64(period) * 0.9))
+	return start, start.Add(period / 10)
+}
+
 // renewNow says why c should be renewed at once, or "" when its normal
 // window applies: it is revoked, its public key is blocked (compromised),
 // or its issuer is being rotated out — marked retiring or retired in the
 // inventory, or older than the CA's active issuing CA.
-func (s *Server) renewNow(ctx context.Context, c *inventory.Certificate) (string, error) {
+//
+// For "issuer rotated" it also returns when the successor activated.
+func (s *Server) renewNow(ctx context.Context, c *inventory.Certificate) (string, time.Time, error) {
 	if c.State == inventory.StateRevoked {
-		return "revoked", nil
+		return "revoked", time.Time{}, nil
 	}
 	if c.PublicKeySHA256 != "" {
 		_, err := s.store.KeyBlocked(ctx, c.PublicKeySHA256)
 		switch {
 		case err == nil:
-			return "key blocked", nil
+			return "key blocked", time.Time{}, nil
 		case !errors.Is(err, inventory.ErrNotFound):
-			return "", err
+			return "", time.Time{}, err
 		}
 	}
 	issuers, err := s.store.Issuers(ctx)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	var own, active *inventory.Issuer
 	activeID := ""
@@ -95,16 +131,16 @@ func (s *Server) renewNow(ctx context.Context, c *inventory.Certificate) (string
 		}
 	}
 	if own != nil && own.Status != "active" && own.Status != "" {
-		return "issuer " + own.Status, nil
+		return "issuer " + own.Status, time.Time{}, nil
 	}
 	// The CA signs with a newer issuing CA than the certificate's. Newer,
 	// not just different: during a rolling restart a replica still on
 	// the previous issuer must not send the new issuer's certificates
 	// back for renewal.
 	if own != nil && active != nil && active.NotBefore.After(own.NotBefore) {
-		return "issuer rotated", nil
+		return "issuer rotated", active.NotBefore, nil
 	}
-	return "", nil
+	return "", time.Time{}, nil
 }
 
 // certByID resolves an ARI certID to one of our certificates.

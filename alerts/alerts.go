@@ -12,7 +12,17 @@
 //     search filter);
 //   - external: a certificate found by discovery that MICA did not issue;
 //   - auth_failures: a source with at least DeniedBurst denied audit events
-//     (failed logins, refused API calls) within DeniedWindow.
+//     (failed logins, refused API calls) within DeniedWindow;
+//   - enrollment_hours, enrollment_network: an issuance outside its
+//     profile's enrollment hours, or from a network never seen for its
+//     requester (or profile) in the baseline (anomaly.go);
+//   - key_burst, key_off_hours, key_networks: a signing key used far above
+//     its hourly baseline, outside its allowed hours, or for requests from
+//     mostly unseen networks (keyusage.go);
+//   - key_rotation_due: an active key whose rotation is due within the key
+//     policy's rotation warning, or overdue (keylife.go);
+//   - backup_overdue: no backup verified within the key policy's backup
+//     max age, or none ever (keylife.go).
 //
 // The windows scale with the lifetime so that a fleet of 24-hour
 // certificates is not "in its renewal window" from birth.
@@ -35,6 +45,12 @@
 // backoff; other 4xx are not. Subjects are marked sent only when every
 // webhook accepted the alert, so a receiver that was down gets them on the
 // next evaluation.
+//
+// # Audit
+//
+// Every delivered alert appends one "alert.send" event (actor "system",
+// object "alert:{kind}", details: kind, count, subjects) in the same
+// transaction that marks its subjects sent.
 //
 // # One replica
 //
@@ -98,6 +114,8 @@ type Config struct {
 	Attempts      int           // 5 deliveries per webhook and alert
 	Backoff       time.Duration // 1s, doubling
 	Timeout       time.Duration // 10s per delivery attempt
+	Anomaly       AnomalyConfig // enrollment and key-usage anomalies
+	KeyLife       KeyLifeConfig // key rotation and backup; zero: off
 }
 
 func (c *Config) defaults() {
@@ -119,6 +137,7 @@ func (c *Config) defaults() {
 	if c.Attempts <= 0 {
 		c.Attempts = 5
 	}
+	c.Anomaly.defaults()
 }
 
 // Store is what the engine reads and writes; *inventory.Store has it.
@@ -127,17 +146,31 @@ type Store interface {
 	FindDiscovered(ctx context.Context, f inventory.DiscoveredFilter) ([]inventory.Discovered, error)
 	DeniedBySource(ctx context.Context, since time.Time) ([]inventory.SourceCount, error)
 	AlertsSentSince(ctx context.Context, kind string, subjects []string, since time.Time) (map[string]bool, error)
-	MarkAlertsSent(ctx context.Context, kind string, subjects []string, at, forgetBefore time.Time) error
+	MarkAlertsSentEvent(ctx context.Context, kind string, subjects []string, at, forgetBefore time.Time, ev inventory.Event) error
 	TryLock(ctx context.Context, name string) (release func(), ok bool, err error)
+
+	// Anomaly detection (anomaly.go, keyusage.go).
+	Enrollments(ctx context.Context, since, until time.Time, limit int) ([]inventory.Enrollment, error)
+	EnrollmentSources(ctx context.Context, since, until time.Time) ([]inventory.EnrollmentSource, error)
+	Keys(ctx context.Context) ([]inventory.Key, error)
+	KeyUsageHours(ctx context.Context, since time.Time) ([]inventory.KeyHour, error)
+	PruneKeyUsageHours(ctx context.Context, before time.Time) (int64, error)
+
+	// Key lifecycle (keylife.go): the last verified backup.
+	Events(ctx context.Context, f inventory.EventFilter) ([]inventory.Event, error)
 }
+
+var _ Store = (*inventory.Store)(nil)
 
 // Item is one finding in an alert.
 type Item struct {
 	Subject    string    `json:"subject"` // de-duplication key
 	IssuerID   string    `json:"issuer_id,omitempty"`
+	KeyID      string    `json:"key_id,omitempty"` // key anomalies
 	Serial     string    `json:"serial,omitempty"`
 	CommonName string    `json:"common_name,omitempty"`
 	NotAfter   time.Time `json:"not_after,omitzero"`
+	Due        time.Time `json:"due,omitzero"` // key rotation due; when a backup became overdue
 	Detail     string    `json:"detail,omitempty"`
 }
 
@@ -205,7 +238,8 @@ func (e *Engine) Run(ctx context.Context) {
 
 // Evaluate runs one evaluation: it finds every condition, drops subjects
 // sent within RepeatAfter, delivers one alert per kind with new findings
-// and records them as sent. It returns the alerts delivered.
+// and records them as sent together with one "alert.send" audit event per
+// delivered alert. It returns the alerts delivered.
 func (e *Engine) Evaluate(ctx context.Context) ([]Alert, error) {
 	now := e.now()
 	found := map[string][]Item{}
@@ -222,9 +256,28 @@ func (e *Engine) Evaluate(ctx context.Context) ([]Alert, error) {
 	if found[KindAuthFailures], err = e.authFailures(ctx, now); err != nil {
 		return nil, err
 	}
+	if found[KindEnrollmentHours], found[KindEnrollmentNetwork], err = e.enrollmentAnomalies(ctx, now); err != nil {
+		return nil, err
+	}
+	if found[KindKeyBurst], found[KindKeyOffHours], found[KindKeyNetworks], err = e.keyAnomalies(ctx, now); err != nil {
+		return nil, err
+	}
+	if found[KindKeyRotationDue], err = e.keyRotationDue(ctx, now); err != nil {
+		return nil, err
+	}
+	if found[KindBackupOverdue], err = e.backupOverdue(ctx, now); err != nil {
+		return nil, err
+	}
+	// Hourly buckets older than anything read here are no longer needed.
+	keep := max(e.cfg.Anomaly.Baseline, time.Duration(e.cfg.Anomaly.BurstBaselineHours+2)*time.Hour)
+	if _, err := e.store.PruneKeyUsageHours(ctx, now.Add(-keep)); err != nil {
+		return nil, err
+	}
 	var sent []Alert
 	var errs []error
-	for _, kind := range []string{KindExpiring, KindRenewalDue, KindWeak, KindExternal, KindAuthFailures} {
+	for _, kind := range []string{KindExpiring, KindRenewalDue, KindWeak, KindExternal, KindAuthFailures,
+		KindEnrollmentHours, KindEnrollmentNetwork, KindKeyBurst, KindKeyOffHours, KindKeyNetworks,
+		KindKeyRotationDue, KindBackupOverdue} {
 		items := found[kind]
 		if len(items) == 0 {
 			continue
@@ -253,7 +306,7 @@ func (e *Engine) Evaluate(ctx context.Context) ([]Alert, error) {
 			errs = append(errs, fmt.Errorf("alerts: %s: %w", kind, err))
 			continue
 		}
-		if err := e.store.MarkAlertsSent(ctx, kind, freshSubjects, now, now.Add(-e.cfg.RepeatAfter)); err != nil {
+		if err := e.store.MarkAlertsSentEvent(ctx, kind, freshSubjects, now, now.Add(-e.cfg.RepeatAfter), e.sentEvent(a, freshSubjects)); err != nil {
 			return sent, err
 		}
 		sent = append(sent, a)
@@ -343,6 +396,16 @@ func (e *Engine) authFailures(ctx context.Context, now time.Time) ([]Item, error
 		}
 	}
 	return out, nil
+}
+
+// sentEvent is the audit record of one delivered alert: its kind, count,
+// (up to MaxItems) subjects and how many webhooks accepted it. Webhook
+// URLs and secrets stay out of the audit log.
+func (e *Engine) sentEvent(a Alert, subjects []string) inventory.Event {
+	details, _ := json.Marshal(map[string]any{"kind": a.Kind, "count": a.Count,
+		"subjects": subjects[:min(len(subjects), MaxItems)], "webhooks": len(e.cfg.Webhooks)})
+	return inventory.Event{Time: time.Unix(a.SentAt, 0).UTC(), Actor: "system", Action: "alert.send", Protocol: "system",
+		Object: "alert:" + a.Kind, Outcome: "ok", Details: details}
 }
 
 func certItem(c *inventory.Certificate) Item {

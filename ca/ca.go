@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mica-pki/mica/hsm"
@@ -21,9 +23,11 @@ const (
 	StatusRetired = "retired"
 )
 
-// CA is the issuance engine bound to one active issuing CA. It is safe for
-// concurrent use; everything it holds is fixed at New, so rotating the
-// issuing CA means building a new CA and swapping it in.
+// CA is the issuance engine. It is safe for concurrent use. The active
+// issuing CA is not fixed at New: it is re-read from the store when a
+// scheduled issuer's activation time passes and on [CA.RunIssuerWatch]'s
+// ticker, and swapped atomically (see active.go), so a rotation takes
+// effect on every running replica without a restart.
 type CA struct {
 	store    Store
 	keys     hsm.Backend
@@ -37,6 +41,16 @@ type CA struct {
 	crashAt  string    // MICA_TEST_CRASH_AT, test-only
 	hooks    testHooks // test-only
 
+	active  atomic.Pointer[issuing] // the issuing CA new certificates get; never nil after New
+	swapMu  sync.Mutex              // serialises reloads
+	retryAt atomic.Int64            // unix nanos before which a failed reload is not retried
+	early   atomic.Int64            // key_policy.early_migration, nanoseconds (see SetEarlyMigration)
+}
+
+// issuing is one issuing CA ready to sign. It is immutable once published
+// in CA.active: an issuance that started with it finishes with it, even if
+// a rotation swaps another in meanwhile.
+type issuing struct {
 	issuer     inventory.Issuer    // the active issuing CA's record
 	issuerCert *x509.Certificate   // its certificate
 	chain      []*x509.Certificate // issuing CA first, root excluded
@@ -44,6 +58,10 @@ type CA struct {
 	signer     crypto.Signer
 	sigAlg     x509.SignatureAlgorithm
 	lintIssuer *lintIssuer
+	// next is the activation time of the earliest scheduled issuer after
+	// this one (zero: none scheduled). Once it passes, the next call to
+	// cur reloads.
+	next time.Time
 }
 
 // New loads the issuers from the store, picks the active issuing CA (status
@@ -83,40 +101,22 @@ func New(ctx context.Context, opts Options) (*CA, error) {
 	}
 	slices.Sort(c.names)
 
-	issuers, err := opts.Store.Issuers(ctx)
+	a, err := c.load(ctx, nil)
 	if err != nil {
-		return nil, Wrap(ErrUnavailable, err, "cannot read the issuers from the store")
-	}
-	if err := c.loadHierarchy(issuers); err != nil {
 		return nil, err
 	}
-
-	signer, err := opts.Keys.Signer(ctx, c.issuer.KeyURI)
-	if err != nil {
-		return nil, Wrap(ErrUnavailable, err, fmt.Sprintf("the key %s of issuing CA %s cannot be opened", redactURI(c.issuer.KeyURI), c.issuer.ID))
-	}
-	if !samePublicKey(c.issuerCert.PublicKey, signer.Public()) {
-		return nil, Errorf(ErrConfig, "the key %s does not match the certificate of issuing CA %s", redactURI(c.issuer.KeyURI), c.issuer.ID)
-	}
-	c.signer = signer
-	if c.sigAlg, err = signatureAlgorithmFor(c.issuerCert.PublicKey); err != nil {
-		return nil, err
-	}
-	if c.lintIssuer, err = newLintIssuer(c.issuerCert); err != nil {
-		return nil, Wrap(ErrInternal, err, "cannot prepare the lint issuer")
-	}
-	if now := c.now(); now.After(c.issuerCert.NotAfter) {
-		return nil, Errorf(ErrUnavailable, "issuing CA %s expired on %s", c.issuer.ID, c.issuerCert.NotAfter.UTC().Format(time.RFC3339))
-	}
+	c.active.Store(a)
 	if opts.RevocationStore != nil {
 		c.rev = newRevoker(c, opts.RevocationStore, opts.Revocation)
 	}
 	return c, nil
 }
 
-// loadHierarchy picks the active issuing CA and walks its parents to the
-// root, checking every signature on the way.
-func (c *CA) loadHierarchy(issuers []inventory.Issuer) error {
+// loadHierarchy picks the active issuing CA at now and walks its parents
+// to the root, checking every signature on the way. It does not open the
+// key (see load).
+func loadHierarchy(issuers []inventory.Issuer, now time.Time) (*issuing, error) {
+	c := &issuing{}
 	byID := make(map[string]inventory.Issuer, len(issuers))
 	var active *inventory.Issuer
 	for i := range issuers {
@@ -124,15 +124,20 @@ func (c *CA) loadHierarchy(issuers []inventory.Issuer) error {
 		byID[is.ID] = is
 		// An issuer whose certificate starts in the future is a scheduled
 		// rotation (ca/rotate.go): it takes over once it has started.
-		if is.IsRoot || is.Status != StatusActive || is.KeyURI == "" || is.NotBefore.After(c.now()) {
+		if is.IsRoot || is.Status != StatusActive || is.KeyURI == "" || is.NotBefore.After(now) {
 			continue
 		}
 		if active == nil || is.NotBefore.After(active.NotBefore) {
 			active = &issuers[i]
 		}
 	}
+	for _, is := range issuers {
+		if !is.IsRoot && is.Status == StatusActive && is.KeyURI != "" && is.NotBefore.After(now) && (c.next.IsZero() || is.NotBefore.Before(c.next)) {
+			c.next = is.NotBefore
+		}
+	}
 	if active == nil {
-		return Errorf(ErrConfig, "the store holds no active issuing CA with an online key; run `mica init` first")
+		return nil, Errorf(ErrConfig, "the store holds no active issuing CA with an online key; run `mica init` first")
 	}
 	c.issuer = *active
 
@@ -141,15 +146,15 @@ func (c *CA) loadHierarchy(issuers []inventory.Issuer) error {
 	childID := ""
 	for depth := 0; ; depth++ {
 		if depth > 5 {
-			return Errorf(ErrConfig, "issuer %s: the chain to the root is longer than 5 (a loop?)", active.ID)
+			return nil, Errorf(ErrConfig, "issuer %s: the chain to the root is longer than 5 (a loop?)", active.ID)
 		}
 		cert, err := x509.ParseCertificate(cur.DER)
 		if err != nil {
-			return Wrap(ErrConfig, err, fmt.Sprintf("issuer %s: its stored certificate does not parse", cur.ID))
+			return nil, Wrap(ErrConfig, err, fmt.Sprintf("issuer %s: its stored certificate does not parse", cur.ID))
 		}
 		if child != nil {
 			if err := child.CheckSignatureFrom(cert); err != nil {
-				return Wrap(ErrConfig, err, fmt.Sprintf("issuer %s: its certificate is not signed by its parent %s", childID, cur.ID))
+				return nil, Wrap(ErrConfig, err, fmt.Sprintf("issuer %s: its certificate is not signed by its parent %s", childID, cur.ID))
 			}
 		}
 		if cur.IsRoot {
@@ -158,27 +163,27 @@ func (c *CA) loadHierarchy(issuers []inventory.Issuer) error {
 		}
 		c.chain = append(c.chain, cert)
 		if cur.ParentID == "" {
-			return Errorf(ErrConfig, "issuer %s has no parent and is not a root", cur.ID)
+			return nil, Errorf(ErrConfig, "issuer %s has no parent and is not a root", cur.ID)
 		}
 		parent, ok := byID[cur.ParentID]
 		if !ok {
-			return Errorf(ErrConfig, "issuer %s names parent %s, which is not in the store", cur.ID, cur.ParentID)
+			return nil, Errorf(ErrConfig, "issuer %s names parent %s, which is not in the store", cur.ID, cur.ParentID)
 		}
 		child, childID, cur = cert, cur.ID, parent
 	}
 	c.issuerCert = c.chain[0]
-	return nil
+	return c, nil
 }
 
 // IssuerID is the ID of the active issuing CA, as used in URLs.
-func (c *CA) IssuerID() string { return c.issuer.ID }
+func (c *CA) IssuerID() string { return c.cur().issuer.ID }
 
 // Chain returns the issuing CA certificate followed by any further
 // intermediates, excluding the root: what a server sends after its leaf.
-func (c *CA) Chain() []*x509.Certificate { return slices.Clone(c.chain) }
+func (c *CA) Chain() []*x509.Certificate { return slices.Clone(c.cur().chain) }
 
 // Root returns the root certificate at the top of the active chain.
-func (c *CA) Root() *x509.Certificate { return c.root }
+func (c *CA) Root() *x509.Certificate { return c.cur().root }
 
 // Issuers lists every issuer in the store, fresh.
 func (c *CA) Issuers(ctx context.Context) ([]inventory.Issuer, error) {

@@ -97,7 +97,7 @@ func TestIssueRefusals(t *testing.T) {
 		mustMarshal(t, dsaParams{big.NewInt(23), big.NewInt(11), big.NewInt(4)}), mustMarshal(t, big.NewInt(8)))
 	x25519 := craftCSR(t, asn1.ObjectIdentifier{1, 3, 101, 110}, nil, make([]byte, 32))
 
-	issuerEnd := env.ca.issuerCert.NotAfter
+	issuerEnd := env.ca.cur().issuerCert.NotAfter
 
 	tests := []struct {
 		name    string

@@ -42,6 +42,29 @@ type ComplianceInput struct {
 	AuditErr   error         // VerifyEvents result
 	LastBackup time.Time     // last verified backup; zero: none recorded
 	BackupMax  time.Duration // policy: the newest backup may be this old
+
+	// People (compliance_more.go).
+	Users        []UserState
+	MaxAdmins    int           // default 3
+	DormantAfter time.Duration // default 90 days
+
+	// Revocation status service: the latest full CRL of every serving
+	// issuer (nil: none published) and OCSP coverage.
+	CRLs         map[string]*inventory.CRL
+	OCSP         []inventory.OCSPCoverage
+	OCSPMaxAge   time.Duration // policy: the oldest pre-signed response may be this old (default 24h)
+	Discovered   []inventory.Discovered
+	Expiring     []inventory.Certificate // issued certificates expiring soon (the caller's window)
+	HaveDetailed bool                    // the caller gathered the fields above; false: those checks are skipped
+}
+
+// UserState is one UI/API account as the report sees it.
+type UserState struct {
+	Name      string
+	Role      string
+	Disabled  bool
+	Created   time.Time
+	LastLogin time.Time // zero: never logged in
 }
 
 // approvedKeyType reports whether an algorithm name meets SP 800-57 Part 1
@@ -177,6 +200,9 @@ func Compliance(in ComplianceInput) []Check {
 		}
 	}
 	add("destruction", "Retired keys are destroyed", []string{"ISO/IEC 27002:2022 8.24 (key destruction)", "NIST SP 800-57 Pt1 §8.3.4"}, res, ev...)
+	if in.HaveDetailed {
+		out = append(out, moreChecks(in)...)
+	}
 	return out
 }
 

@@ -72,9 +72,9 @@ func (r *revoker) crlShardFor(serial *big.Int) int {
 
 // certCRLURL is the CRL Distribution Point written into a certificate:
 // its shard's CRL when sharding is on, else the issuer's full CRL.
-func (c *CA) certCRLURLs(u certURLs, serial *big.Int) certURLs {
+func (c *CA) certCRLURLs(u certURLs, issuerID string, serial *big.Int) certURLs {
 	if shard := c.rev.crlShardFor(serial); shard != fullCRL && c.urls.CRLBase != "" {
-		u.crl = []string{c.urls.CRLBase + CRLFileName(c.issuer.ID, shard, false)}
+		u.crl = []string{c.urls.CRLBase + CRLFileName(issuerID, shard, false)}
 	}
 	return u
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,12 +36,15 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 
 func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, error) {
 	now := c.now()
+	// The issuing CA is read once: a rotation that switches issuance while
+	// this request runs does not change who signs it.
+	a := c.cur()
 
 	// Step 1: check. Everything that depends only on the request and the
 	// profile is decided here, before any random serial is drawn, row
 	// written or key touched, so a refusal is cheap and leaves no trace
 	// but its audit event.
-	chk, err := check(req, pol, c.issuerCert, now)
+	chk, err := check(req, pol, a.issuerCert, now)
 	if err == nil {
 		err = c.checkBlockedKey(ctx, chk)
 	}
@@ -66,26 +70,26 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 		}
 		serial = serialHex(sn)
 		tmpl, err = buildLeaf(chk, leafParams{
-			serial: sn, issuer: c.issuerCert, sigAlg: c.sigAlg,
-			urls: c.certCRLURLs(urlsFor(c.urls, c.issuer.ID, true), sn), profile: pol,
+			serial: sn, issuer: a.issuerCert, sigAlg: a.sigAlg,
+			urls: c.certCRLURLs(urlsFor(c.urls, a.issuer.ID, true), a.issuer.ID, sn), profile: pol,
 		})
 		if err != nil {
 			return nil, c.fail(ctx, req, pol.Name, err)
 		}
 		var warns []lintFinding
-		tbs, warns, err = c.lintIssuer.lint("certificate", tmpl)
+		tbs, warns, err = a.lintIssuer.lint("certificate", tmpl)
 		if err != nil {
 			return nil, c.fail(ctx, req, pol.Name, err)
 		}
 		if len(warns) > 0 {
-			c.log.Warn("issued certificate has lint warnings", "issuer", c.issuer.ID, "serial", serial, "profile", pol.Name, "lints", fmt.Sprint(warns))
+			c.log.Warn("issued certificate has lint warnings", "issuer", a.issuer.ID, "serial", serial, "profile", pol.Name, "lints", fmt.Sprint(warns))
 		}
 
 		// Step 3: record. The serial and everything we know about the
 		// certificate go to the store before the real signature exists, so
 		// there is never a signed certificate the inventory does not know
 		// of: a crash after this point leaves a "requested" row.
-		rec = c.record(chk, req, pol, serial, tmpl)
+		rec = c.record(a, chk, req, pol, serial, tmpl)
 		err = c.store.ReserveCertificate(ctx, rec)
 		if err == nil {
 			break
@@ -93,16 +97,16 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 		if !errors.Is(err, inventory.ErrDuplicate) || attempt >= maxSerialAttempts {
 			return nil, c.fail(ctx, req, pol.Name, Wrap(storeErrKind(err), err, "recording the certificate request failed"))
 		}
-		c.log.Warn("serial collision, drawing another", "issuer", c.issuer.ID, "serial", serial, "attempt", attempt)
+		c.log.Warn("serial collision, drawing another", "issuer", a.issuer.ID, "serial", serial, "attempt", attempt)
 	}
 
 	// Step 4: sign, once, with the HSM key. Then prove that what was signed
 	// is what was linted (same tbsCertificate) and that the signature
 	// verifies under the issuer's public key, so a misbehaving HSM or
 	// signer cannot hand out a broken or different certificate.
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuerCert, tmpl.PublicKey, c.signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.issuerCert, tmpl.PublicKey, a.signer)
 	if err != nil {
-		return nil, c.abandon(ctx, req, rec, Wrap(ErrUnavailable, err, fmt.Sprintf("issuing CA %s could not sign", c.issuer.ID)))
+		return nil, c.abandon(ctx, req, rec, Wrap(ErrUnavailable, err, fmt.Sprintf("issuing CA %s could not sign", a.issuer.ID)))
 	}
 	cert, err := x509.ParseCertificate(der)
 	switch {
@@ -111,7 +115,7 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 	case !bytes.Equal(cert.RawTBSCertificate, tbs):
 		return nil, c.abandon(ctx, req, rec, Errorf(ErrInternal, "the signed certificate differs from the linted one"))
 	}
-	if err := cert.CheckSignatureFrom(c.issuerCert); err != nil {
+	if err := cert.CheckSignatureFrom(a.issuerCert); err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(ErrInternal, err, "the HSM signature does not verify"))
 	}
 	c.crashPoint(crashAfterSign)
@@ -129,8 +133,8 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 		"not_after": rec.NotAfter,
 		"key_type":  rec.KeyType,
 	})
-	ev := c.event(req, "cert.issue", objectCert(c.issuer.ID, serial), "ok", details)
-	if err := c.store.CompleteCertificate(ctx, c.issuer.ID, serial, der, fingerprint, ev); err != nil {
+	ev := c.event(req, "cert.issue", objectCert(a.issuer.ID, serial), "ok", details)
+	if err := c.store.CompleteCertificate(ctx, a.issuer.ID, serial, der, fingerprint, ev); err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(storeErrKind(err), err, "committing the issued certificate failed; it was not issued"))
 	}
 	c.crashPoint(crashAfterCommit)
@@ -141,19 +145,19 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 	if c.rev != nil {
 		c.rev.certIssued(ctx, rec)
 	}
-	c.log.Info("certificate issued", "issuer", c.issuer.ID, "serial", serial, "profile", pol.Name,
+	c.log.Info("certificate issued", "issuer", a.issuer.ID, "serial", serial, "profile", pol.Name,
 		"requester", req.Requester, "protocol", req.Protocol, "not_after", rec.NotAfter)
-	return &Issued{Certificate: cert, Chain: c.Chain(), Record: rec}, nil
+	return &Issued{Certificate: cert, Chain: slices.Clone(a.chain), Record: rec}, nil
 }
 
 // record builds the inventory row for step 3.
-func (c *CA) record(chk *checked, req Request, pol *policy, serial string, tmpl *x509.Certificate) *inventory.Certificate {
+func (c *CA) record(a *issuing, chk *checked, req Request, pol *policy, serial string, tmpl *x509.Certificate) *inventory.Certificate {
 	predIssuer, pred := chk.predIssuer, chk.predecessor
-	if predIssuer == c.issuer.ID {
+	if predIssuer == a.issuer.ID {
 		predIssuer = ""
 	}
 	return &inventory.Certificate{
-		IssuerID:        c.issuer.ID,
+		IssuerID:        a.issuer.ID,
 		Serial:          serial,
 		Subject:         tmpl.Subject.String(),
 		CommonName:      chk.cn,

@@ -64,7 +64,7 @@ func BenchmarkRawSign(b *testing.B) {
 	for _, backend := range benchBackends {
 		b.Run(backend, func(b *testing.B) {
 			c, keys, _ := benchCA(b, backend)
-			signer, err := keys.Signer(context.Background(), c.issuer.KeyURI)
+			signer, err := keys.Signer(context.Background(), c.cur().issuer.KeyURI)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -84,13 +84,13 @@ func BenchmarkIssueSteps(b *testing.B) {
 	csr := makeCSR(b, subjectKey(b, "EC-P256"), "www.a.test", "a.test")
 	pol := c.profiles["server"]
 	req := Request{CSR: csr, Profile: "server"}
-	chk, err := check(req, pol, c.issuerCert, c.now())
+	chk, err := check(req, pol, c.cur().issuerCert, c.now())
 	if err != nil {
 		b.Fatal(err)
 	}
 	build := func() *x509.Certificate {
 		sn, _ := newSerial()
-		tmpl, err := buildLeaf(chk, leafParams{serial: sn, issuer: c.issuerCert, sigAlg: c.sigAlg, urls: urlsFor(c.urls, c.issuer.ID, true), profile: pol})
+		tmpl, err := buildLeaf(chk, leafParams{serial: sn, issuer: c.cur().issuerCert, sigAlg: c.cur().sigAlg, urls: urlsFor(c.urls, c.cur().issuer.ID, true), profile: pol})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func BenchmarkIssueSteps(b *testing.B) {
 
 	b.Run("check", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := check(req, pol, c.issuerCert, c.now()); err != nil {
+			if _, err := check(req, pol, c.cur().issuerCert, c.now()); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -112,7 +112,7 @@ func BenchmarkIssueSteps(b *testing.B) {
 	b.Run("lint", func(b *testing.B) {
 		tmpl := build()
 		for b.Loop() {
-			if _, _, err := c.lintIssuer.lint("certificate", tmpl); err != nil {
+			if _, _, err := c.cur().lintIssuer.lint("certificate", tmpl); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -122,16 +122,16 @@ func BenchmarkIssueSteps(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
 			tmpl := build()
-			der, err := x509.CreateCertificate(rand.Reader, tmpl, c.lintIssuer.cert, tmpl.PublicKey, c.lintIssuer.key)
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cur().lintIssuer.cert, tmpl.PublicKey, c.cur().lintIssuer.key)
 			if err != nil {
 				b.Fatal(err)
 			}
-			rec := c.record(chk, req, pol, serialHex(tmpl.SerialNumber), tmpl)
+			rec := c.record(c.cur(), chk, req, pol, serialHex(tmpl.SerialNumber), tmpl)
 			b.StartTimer()
 			if err := st.ReserveCertificate(ctx, rec); err != nil {
 				b.Fatal(err)
 			}
-			if err := st.CompleteCertificate(ctx, c.issuer.ID, rec.Serial, der, "", inventory.Event{Action: "cert.issue"}); err != nil {
+			if err := st.CompleteCertificate(ctx, c.cur().issuer.ID, rec.Serial, der, "", inventory.Event{Action: "cert.issue"}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -39,6 +39,32 @@ type KeyStore interface {
 // long a key of each class may be used to sign before it must be replaced.
 type KeyPolicy struct {
 	Cryptoperiods map[string]time.Duration // by class; 0 or missing: no policy
+	// Retention by class: how long a retired key is kept before it may be
+	// destroyed (time to notice a mistake, re-sign in an incident, or
+	// finish an audit). 0 or missing: destroyable once retired.
+	Retention map[string]time.Duration
+}
+
+// RetentionError says a retired key is still inside its retention period.
+// DestroyKeyRetained returns it wrapped in an *Error of kind ErrPolicy.
+type RetentionError struct {
+	KeyID, Class string
+	RetiredAt    time.Time
+	Retention    time.Duration
+	Destroyable  time.Time // RetiredAt + Retention: the first moment destroy is allowed
+}
+
+func (e *RetentionError) Error() string {
+	return fmt.Sprintf("key %s (%s) retired %s is kept for %s: it can be destroyed from %s", e.KeyID, e.Class,
+		e.RetiredAt.UTC().Format(time.RFC3339), days(e.Retention), e.Destroyable.UTC().Format(time.RFC3339))
+}
+
+// days writes whole days as "90d", anything else as a Go duration.
+func days(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // Actor says who does a key operation, for the audit events.
@@ -97,8 +123,9 @@ func issuerKeyRow(ctx context.Context, is inventory.Issuer, b hsm.Backend, pol K
 }
 
 // SyncKeys registers in the key inventory every issuer key it does not
-// list yet (keys made by `mica init` or by an older version) and returns
-// the whole inventory. Registering is idempotent, so every process that
+// list yet (keys made by `mica init` or by an older version), the EST
+// pool-sealing key and the ACME EAB keys (keyinv.go), and returns the
+// whole inventory. Registering is idempotent, so every process that
 // opens the CA may run it.
 func SyncKeys(ctx context.Context, st KeyStore, b hsm.Backend, pol KeyPolicy, who Actor) ([]inventory.Key, error) {
 	issuers, err := st.Issuers(ctx)
@@ -128,7 +155,11 @@ func SyncKeys(ctx context.Context, st KeyStore, b hsm.Backend, pol KeyPolicy, wh
 		}
 		added = true
 	}
-	if !added {
+	more, err := syncOtherKeys(ctx, st, b, pol, who, known)
+	if err != nil {
+		return nil, err
+	}
+	if !added && !more {
 		return have, nil
 	}
 	return st.Keys(ctx)
@@ -228,13 +259,16 @@ func checkNoDuty(ctx context.Context, st KeyStore, k *inventory.Key, now time.Ti
 	return nil
 }
 
-// DestroyKey removes the private key object of a retired key from its
-// backend and marks it destroyed; the public key and every certificate
-// stay in the store for verification. It is refused for a key that is
-// not retired, or whose issuer has unexpired certificates or a live CRL
-// duty: destroying it would leave relying parties without revocation
-// status. A key already gone from the backend is recorded as destroyed.
-func DestroyKey(ctx context.Context, st KeyStore, b hsm.Backend, id string, now time.Time, who Actor) error {
+// DestroyKeyRetained removes the private key object of a retired key
+// from its backend and marks it destroyed; the public key and every
+// certificate stay in the store for verification. It is refused (kind
+// ErrPolicy) for a key that is not retired; whose issuer has unexpired
+// certificates or a live CRL duty (destroying it would leave relying
+// parties without revocation status); or that is still inside its
+// class's retention period (pol.Retention; the error wraps a
+// *RetentionError naming the date it becomes destroyable). A key already
+// gone from the backend is recorded as destroyed.
+func DestroyKeyRetained(ctx context.Context, st KeyStore, b hsm.Backend, id string, pol KeyPolicy, now time.Time, who Actor) error {
 	k, err := st.Key(ctx, id)
 	if err != nil {
 		return keyErr(err, id)
@@ -246,10 +280,15 @@ func DestroyKey(ctx context.Context, st KeyStore, b hsm.Backend, id string, now 
 	default:
 		return Errorf(ErrPolicy, "key %s is %s: retire it (and let its duties end) before destroying it", id, k.Status)
 	}
+	// Duties first: they are the reason that matters to relying parties,
+	// and a key with duties is not destroyable whatever its retention.
 	if k.IssuerID != "" {
 		if err := checkNoDuty(ctx, st, k, now); err != nil {
 			return err
 		}
+	}
+	if err := checkRetention(k, pol, now); err != nil {
+		return err
 	}
 	gone := false
 	if k.URI != "" {
@@ -266,6 +305,27 @@ func DestroyKey(ctx context.Context, st KeyStore, b hsm.Backend, id string, now 
 	ev := who.event("key.destroy", "key:"+id, map[string]any{"uri": redactURI(k.URI), "already_absent": gone, "spki_sha256": k.SPKISHA256})
 	if err := st.SetKeyStatus(ctx, id, inventory.KeyDestroyed, ev); err != nil {
 		return keyErr(err, id)
+	}
+	return nil
+}
+
+// checkRetention refuses a key retired less than its class's retention
+// period ago. A negative period is a configuration error; a retired key
+// without a retirement date (never written by this version) under a
+// non-zero period is refused rather than guessed.
+func checkRetention(k *inventory.Key, pol KeyPolicy, now time.Time) error {
+	ret := pol.Retention[k.Class]
+	switch {
+	case ret < 0:
+		return Errorf(ErrConfig, "key_policy.retention.%s is negative", k.Class)
+	case ret == 0:
+		return nil
+	case k.RetiredAt == nil:
+		return Errorf(ErrPolicy, "key %s has no retirement date: its %s retention period cannot be checked", k.ID, ret)
+	}
+	re := &RetentionError{KeyID: k.ID, Class: k.Class, RetiredAt: *k.RetiredAt, Retention: ret, Destroyable: k.RetiredAt.Add(ret)}
+	if now.Before(re.Destroyable) {
+		return Wrap(ErrPolicy, re, fmt.Sprintf("key %s is in its retention period until %s", k.ID, re.Destroyable.UTC().Format(time.RFC3339)))
 	}
 	return nil
 }

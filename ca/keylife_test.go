@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ type keyEnv struct {
 	who   Actor
 }
 
-func newKeyEnv(t *testing.T, st *inventory.Store) *keyEnv {
+func newKeyEnv(t testing.TB, st *inventory.Store) *keyEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &keyEnv{st: st, keys: newFakeKeys(), who: Actor{Name: "test"}}
@@ -110,7 +111,7 @@ func TestMeteredKeysCountAndRetire(t *testing.T) {
 			if _, err := e.meter.Signer(ctx, uri); !errors.Is(err, ErrKeyRetired) {
 				t.Errorf("Signer for a retired key = %v, want ErrKeyRetired", err)
 			}
-			if err := DestroyKey(ctx, e.st, e.meter, id, time.Now(), e.who); !errors.Is(err, ErrPolicy) {
+			if err := DestroyKeyRetained(ctx, e.st, e.meter, id, KeyPolicy{}, time.Now(), e.who); !errors.Is(err, ErrPolicy) {
 				t.Errorf("DestroyKey with unexpired certificates = %v, want ErrPolicy", err)
 			}
 			if _, err := e.keys.Signer(ctx, uri); err != nil {
@@ -194,7 +195,7 @@ func testRotateOnline(t *testing.T, st *inventory.Store) {
 	if err != nil || len(ids) != 1 || ids[0] != e.init.IssuingIssuer.ID {
 		t.Fatalf("RetireIssuers after expiry = %v, %v; want [%s]", ids, err, e.init.IssuingIssuer.ID)
 	}
-	if err := DestroyKey(ctx, e.st, e.meter, e.init.IssuingIssuer.ID, after, e.who); err != nil {
+	if err := DestroyKeyRetained(ctx, e.st, e.meter, e.init.IssuingIssuer.ID, KeyPolicy{}, after, e.who); err != nil {
 		t.Fatalf("DestroyKey = %v", err)
 	}
 	if _, err := e.keys.Signer(ctx, e.init.IssuingKeyURI); !errors.Is(err, hsm.ErrNotFound) {
@@ -204,7 +205,7 @@ func testRotateOnline(t *testing.T, st *inventory.Store) {
 	if k.Status != inventory.KeyDestroyed || len(k.PublicKey) == 0 {
 		t.Errorf("destroyed key row = %+v; want destroyed with its public key kept", k)
 	}
-	if err := DestroyKey(ctx, e.st, e.meter, "issuing-next", after, e.who); !errors.Is(err, ErrPolicy) {
+	if err := DestroyKeyRetained(ctx, e.st, e.meter, "issuing-next", KeyPolicy{}, after, e.who); !errors.Is(err, ErrPolicy) {
 		t.Errorf("DestroyKey of the active key = %v, want ErrPolicy", err)
 	}
 }
@@ -271,4 +272,86 @@ func ocspRequest(t *testing.T, leaf, issuer *x509.Certificate) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// TestDestroyKeyRetention: a retired key is destroyable only once its
+// class's retention period has passed since its retirement, on an
+// injected clock; the refusal is ErrPolicy wrapping a *RetentionError
+// with the date it becomes destroyable, and leaves the key retired with
+// no key.destroy event. SQLite and PostgreSQL.
+func TestDestroyKeyRetention(t *testing.T) {
+	const day = 24 * time.Hour
+	pol := KeyPolicy{Retention: map[string]time.Duration{KeyClassIssuing: 90 * day, KeyClassRoot: 365 * day,
+		KeyClassOCSPResponder: 0, "broken": -day}}
+	cases := []struct {
+		name     string
+		class    string
+		retire   bool
+		after    time.Duration // now = RetiredAt + after
+		wantKind error         // nil: destroyed
+		wantWait time.Duration // RetentionError.Destroyable - RetiredAt
+	}{
+		{name: "issuing inside retention", class: KeyClassIssuing, retire: true, after: 89 * day, wantKind: ErrPolicy, wantWait: 90 * day},
+		{name: "issuing a second before the end", class: KeyClassIssuing, retire: true, after: 90*day - time.Second, wantKind: ErrPolicy, wantWait: 90 * day},
+		{name: "issuing at the end of retention", class: KeyClassIssuing, retire: true, after: 90 * day},
+		{name: "root inside retention", class: KeyClassRoot, retire: true, after: 364 * day, wantKind: ErrPolicy, wantWait: 365 * day},
+		{name: "root after retention", class: KeyClassRoot, retire: true, after: 366 * day},
+		{name: "zero retention: at once", class: KeyClassOCSPResponder, retire: true},
+		{name: "class without a period: at once", class: KeyClassEABHMAC, retire: true},
+		{name: "negative period is a configuration error", class: "broken", retire: true, after: day, wantKind: ErrConfig},
+		{name: "active key", class: KeyClassOCSPResponder, wantKind: ErrPolicy},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for backend, st := range inventorytest.Stores(t) {
+				t.Run(backend, func(t *testing.T) {
+					ctx := context.Background()
+					who := Actor{Name: "test"}
+					if err := st.PutKey(ctx, &inventory.Key{ID: "k", Class: tc.class, Backend: "offline", Algorithm: "EC-P256"}, inventory.Event{Actor: "test"}); err != nil {
+						t.Fatal(err)
+					}
+					if tc.retire {
+						if err := st.SetKeyStatus(ctx, "k", inventory.KeyRetired, inventory.Event{Actor: "test"}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					k, err := st.Key(ctx, "k")
+					if err != nil {
+						t.Fatal(err)
+					}
+					base := time.Now()
+					if k.RetiredAt != nil {
+						base = *k.RetiredAt
+					}
+					err = DestroyKeyRetained(ctx, st, nil, "k", pol, base.Add(tc.after), who)
+					destroyed, _ := st.Events(ctx, inventory.EventFilter{Action: "key.destroy"})
+					if tc.wantKind == nil {
+						if err != nil {
+							t.Fatalf("DestroyKeyRetained(%s after retirement) = %v, want destroyed", tc.after, err)
+						}
+						if k, _ := st.Key(ctx, "k"); k.Status != inventory.KeyDestroyed || len(destroyed) != 1 {
+							t.Errorf("after destroy: status %s, %d key.destroy events; want destroyed, 1", k.Status, len(destroyed))
+						}
+						return
+					}
+					if !errors.Is(err, tc.wantKind) {
+						t.Fatalf("DestroyKeyRetained(%s after retirement) = %v, want %v", tc.after, err, tc.wantKind)
+					}
+					var re *RetentionError
+					switch {
+					case tc.wantWait != 0 && !errors.As(err, &re):
+						t.Errorf("refusal %v carries no *RetentionError", err)
+					case tc.wantWait != 0 && (!re.Destroyable.Equal(base.Add(tc.wantWait)) || re.Class != tc.class || re.KeyID != "k"):
+						t.Errorf("RetentionError = %+v, want destroyable at %s", re, base.Add(tc.wantWait))
+					case tc.wantWait != 0 && !strings.Contains(UserMessage(err), base.Add(tc.wantWait).UTC().Format(time.RFC3339)):
+						t.Errorf("message %q does not name the date it becomes destroyable", UserMessage(err))
+					}
+					if k, _ := st.Key(ctx, "k"); k.Status == inventory.KeyDestroyed || len(destroyed) != 0 {
+						t.Errorf("a refused destroy changed the key: status %s, %d key.destroy events", k.Status, len(destroyed))
+					}
+				})
+			}
+		})
+	}
 }

@@ -28,8 +28,26 @@ type KeyUsageStore interface {
 	AddKeyUsage(ctx context.Context, us []inventory.KeyUsage) error
 }
 
+// HourlyKeyUsageStore is a KeyUsageStore that also keeps usage per UTC
+// hour (*inventory.Store does: table key_usage_hourly, read by the alert
+// engine's burst and off-hours checks). When the store has it, a flush
+// writes the lifetime counters and the hourly buckets in one transaction,
+// as increments, so replicas sum exactly. Each usage it receives lies in
+// one UTC hour.
+type HourlyKeyUsageStore interface {
+	KeyUsageStore
+	RecordKeyUsage(ctx context.Context, us []inventory.KeyUsage) error
+}
+
+// usageKey is one pending bucket: a key URI and the UTC hour its
+// signatures were made in.
+type usageKey struct {
+	uri  string
+	hour time.Time
+}
+
 // MeteredKeys wraps a key backend so that every signature made through a
-// Signer it hands out is counted (per key URI, in memory) and checked
+// Signer it hands out is counted (per key URI and UTC hour, in memory) and checked
 // against the key's inventory status. Counts are flushed to the store as
 // increments every FlushEvery and at Close, so replicas sharing one
 // database add up rather than overwrite each other; a crash loses at most
@@ -45,7 +63,7 @@ type MeteredKeys struct {
 
 	mu      sync.Mutex
 	status  map[string]string // key URI → inventory status
-	pending map[string]*inventory.KeyUsage
+	pending map[usageKey]*inventory.KeyUsage
 
 	stop chan struct{}
 	done chan struct{}
@@ -63,7 +81,7 @@ type MeterOptions struct {
 // periodic flush.
 func NewMeteredKeys(ctx context.Context, b hsm.Backend, st KeyUsageStore, o MeterOptions) (*MeteredKeys, error) {
 	m := &MeteredKeys{Backend: b, store: st, log: o.Logger, now: o.Now,
-		status: map[string]string{}, pending: map[string]*inventory.KeyUsage{},
+		status: map[string]string{}, pending: map[usageKey]*inventory.KeyUsage{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if m.log == nil {
 		m.log = slog.Default()
@@ -134,17 +152,26 @@ func (m *MeteredKeys) SetStatus(uri, status string) {
 	m.mu.Unlock()
 }
 
-// Flush writes the counts gathered since the last flush. On failure they
-// are put back and retried at the next flush.
+// Flush writes the counts gathered since the last flush: to the keys'
+// lifetime counters and, when the store is an HourlyKeyUsageStore, to the
+// hourly buckets in the same transaction. On failure they are put back
+// and retried at the next flush.
 func (m *MeteredKeys) Flush(ctx context.Context) error {
 	m.mu.Lock()
 	batch := make([]inventory.KeyUsage, 0, len(m.pending))
 	for _, u := range m.pending {
 		batch = append(batch, *u)
 	}
-	m.pending = map[string]*inventory.KeyUsage{}
+	m.pending = map[usageKey]*inventory.KeyUsage{}
 	m.mu.Unlock()
-	if err := m.store.AddKeyUsage(ctx, batch); err != nil {
+	if len(batch) == 0 {
+		return nil
+	}
+	write := m.store.AddKeyUsage
+	if h, ok := m.store.(HourlyKeyUsageStore); ok {
+		write = h.RecordKeyUsage
+	}
+	if err := write(ctx, batch); err != nil {
 		for _, u := range batch {
 			m.record(u.URI, u.Signatures, u.First, u.Last)
 		}
@@ -157,18 +184,22 @@ func (m *MeteredKeys) Flush(ctx context.Context) error {
 func (m *MeteredKeys) Pending(uri string) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if u := m.pending[uri]; u != nil {
-		return u.Signatures
+	var n int64
+	for k, u := range m.pending {
+		if k.uri == uri {
+			n += u.Signatures
+		}
 	}
-	return 0
+	return n
 }
 
 func (m *MeteredKeys) record(uri string, n int64, first, last time.Time) {
+	k := usageKey{uri: uri, hour: inventory.HourOf(first)}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	u := m.pending[uri]
+	u := m.pending[k]
 	if u == nil {
-		m.pending[uri] = &inventory.KeyUsage{URI: uri, Signatures: n, First: first, Last: last}
+		m.pending[k] = &inventory.KeyUsage{URI: uri, Signatures: n, First: first, Last: last}
 		return
 	}
 	u.Signatures += n

@@ -34,17 +34,17 @@ func TestLintRefuses(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t, hsm.ECP256, nil)
 	pol := env.ca.profiles["client"]
-	chk, err := check(Request{CSR: makeCSR(t, subjectKey(t, "EC-P256"), "", "email:ops@a.test")}, pol, env.ca.issuerCert, testNow)
+	chk, err := check(Request{CSR: makeCSR(t, subjectKey(t, "EC-P256"), "", "email:ops@a.test")}, pol, env.ca.cur().issuerCert, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sn, _ := newSerial()
-	tmpl, err := buildLeaf(chk, leafParams{serial: sn, issuer: env.ca.issuerCert, sigAlg: env.ca.sigAlg, profile: pol})
+	tmpl, err := buildLeaf(chk, leafParams{serial: sn, issuer: env.ca.cur().issuerCert, sigAlg: env.ca.cur().sigAlg, profile: pol})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl.EmailAddresses = []string{"not an address"} // what step 1 would never let through
-	_, _, err = env.ca.lintIssuer.lint("certificate", tmpl)
+	_, _, err = env.ca.cur().lintIssuer.lint("certificate", tmpl)
 	if !errors.Is(err, ErrLint) || !strings.Contains(UserMessage(err), "e_") {
 		t.Fatalf("lint(bad email SAN) = %v, want ErrLint naming the lint", err)
 	}

@@ -92,7 +92,7 @@ func checkLeaf(t *testing.T, env *testEnv, iss *Issued, profile string) {
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: testNow, KeyUsages: []x509.ExtKeyUsage{wrong}}); err == nil {
 		t.Errorf("Verify for codeSigning succeeded, want an EKU error")
 	}
-	issuer := env.ca.issuerCert
+	issuer := env.ca.cur().issuerCert
 	if len(cert.SubjectKeyId) != 20 {
 		t.Errorf("SKI = %x, want 20 bytes", cert.SubjectKeyId)
 	}

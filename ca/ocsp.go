@@ -35,8 +35,9 @@ type OCSPAnswer struct {
 
 // responder is a delegated OCSP responder of the active issuing CA.
 type responder struct {
-	cert *x509.Certificate
-	key  crypto.Signer
+	issuerID string // the issuing CA that certified it
+	cert     *x509.Certificate
+	key      crypto.Signer
 }
 
 // signerFor returns the certificate (nil: the issuer itself) and key that
@@ -44,17 +45,23 @@ type responder struct {
 // is configured. Only the active issuing CA gets a delegate: issuing one
 // needs the CA's issuance path, and retired issuers answer rarely.
 func (r *revoker) signerFor(ctx context.Context, ik *issuerKey) (*x509.Certificate, crypto.Signer, error) {
-	if !r.cfg.DelegatedResponder || ik.id != r.ca.issuer.ID {
+	a := r.ca.cur()
+	if !r.cfg.DelegatedResponder || ik.id != a.issuer.ID {
 		return nil, ik.signer, nil
 	}
 	now := r.ca.now()
 	r.mu.Lock()
 	cur := r.resp
 	r.mu.Unlock()
+	if cur != nil && cur.issuerID != a.issuer.ID {
+		// The active issuer changed (rotation): the old delegate can
+		// only speak for the old issuer, which now signs for itself.
+		cur = nil
+	}
 	if cur != nil && now.Before(cur.cert.NotBefore.Add(cur.cert.NotAfter.Sub(cur.cert.NotBefore)/2)) {
 		return cur.cert, cur.key, nil
 	}
-	next, err := r.ca.issueResponder(ctx, now, r.cfg.ResponderValidity)
+	next, err := r.ca.issueResponder(ctx, a, now, r.cfg.ResponderValidity)
 	if err != nil {
 		if cur != nil && now.Before(cur.cert.NotAfter) {
 			r.log.Error("rotating the OCSP responder certificate failed; keeping the current one", "err", err)
@@ -64,8 +71,10 @@ func (r *revoker) signerFor(ctx context.Context, ik *issuerKey) (*x509.Certifica
 	}
 	r.rotated.Add(1)
 	r.mu.Lock()
+	prev := r.resp
 	r.resp = next
 	r.mu.Unlock()
+	r.registerResponder(ctx, prev, next)
 	return next.cert, next.key, nil
 }
 
@@ -73,17 +82,17 @@ func (r *revoker) signerFor(ctx context.Context, ik *issuerKey) (*x509.Certifica
 // (RFC 6960 ocsp-nocheck makes the certificate unrevocable, so it is kept
 // short-lived instead) and a certificate from the active issuing CA,
 // recorded in the inventory like every certificate MICA signs.
-func (c *CA) issueResponder(ctx context.Context, now time.Time, validity time.Duration) (*responder, error) {
+func (c *CA) issueResponder(ctx context.Context, a *issuing, now time.Time, validity time.Duration) (*responder, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, Wrap(ErrInternal, err, "generating the OCSP responder key failed")
 	}
 	nb := now.UTC().Truncate(time.Second).Add(-time.Minute)
 	na := nb.Add(validity)
-	if na.After(c.issuerCert.NotAfter) {
-		na = c.issuerCert.NotAfter
+	if na.After(a.issuerCert.NotAfter) {
+		na = a.issuerCert.NotAfter
 	}
-	tmpl, err := revocation.DelegatedResponderTemplate(pkix.Name{CommonName: "MICA OCSP Responder " + c.issuer.ID}, nb, na)
+	tmpl, err := revocation.DelegatedResponderTemplate(pkix.Name{CommonName: "MICA OCSP Responder " + a.issuer.ID}, nb, na)
 	if err != nil {
 		return nil, Wrap(ErrInternal, err, "building the OCSP responder template failed")
 	}
@@ -92,14 +101,14 @@ func (c *CA) issueResponder(ctx context.Context, now time.Time, validity time.Du
 		return nil, Wrap(ErrInternal, err, "drawing a serial number failed")
 	}
 	tmpl.SerialNumber = sn
-	tmpl.AuthorityKeyId = c.issuerCert.SubjectKeyId
+	tmpl.AuthorityKeyId = a.issuerCert.SubjectKeyId
 	spki, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
 		return nil, Wrap(ErrInternal, err, "encoding the OCSP responder key failed")
 	}
 	serial := serialHex(sn)
 	rec := &inventory.Certificate{
-		IssuerID: c.issuer.ID, Serial: serial, Subject: tmpl.Subject.String(), CommonName: tmpl.Subject.CommonName,
+		IssuerID: a.issuer.ID, Serial: serial, Subject: tmpl.Subject.String(), CommonName: tmpl.Subject.CommonName,
 		NotBefore: nb, NotAfter: na, PublicKeySHA256: spkiSHA256(spki), KeyType: "EC-P256",
 		Profile: "ocsp-responder", Requester: "mica", Protocol: "server", State: inventory.StateRequested,
 	}
@@ -109,7 +118,7 @@ func (c *CA) issueResponder(ctx context.Context, now time.Time, validity time.Du
 	if err := c.store.ReserveCertificate(ctx, rec); err != nil {
 		return nil, Wrap(storeErrKind(err), err, "recording the OCSP responder certificate failed")
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.issuerCert, key.Public(), c.signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.issuerCert, key.Public(), a.signer)
 	if err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(ErrUnavailable, err, "signing the OCSP responder certificate failed"))
 	}
@@ -119,12 +128,12 @@ func (c *CA) issueResponder(ctx context.Context, now time.Time, validity time.Du
 	}
 	fp := sha256.Sum256(der)
 	details, _ := json.Marshal(map[string]any{"profile": rec.Profile, "not_after": na})
-	ev := c.event(req, "cert.issue", objectCert(c.issuer.ID, serial), "ok", details)
-	if err := c.store.CompleteCertificate(ctx, c.issuer.ID, serial, der, fmt.Sprintf("%x", fp[:]), ev); err != nil {
+	ev := c.event(req, "cert.issue", objectCert(a.issuer.ID, serial), "ok", details)
+	if err := c.store.CompleteCertificate(ctx, a.issuer.ID, serial, der, fmt.Sprintf("%x", fp[:]), ev); err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(storeErrKind(err), err, "committing the OCSP responder certificate failed"))
 	}
-	c.log.Info("OCSP responder certificate issued", "issuer", c.issuer.ID, "serial", serial, "not_after", na)
-	return &responder{cert: cert, key: key}, nil
+	c.log.Info("OCSP responder certificate issued", "issuer", a.issuer.ID, "serial", serial, "not_after", na)
+	return &responder{issuerID: a.issuer.ID, cert: cert, key: &countingSigner{Signer: key, now: c.now}}, nil
 }
 
 // signResponse signs the answer about rec (nil: unknown serial) for id.

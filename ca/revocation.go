@@ -130,8 +130,17 @@ type issuerKey struct {
 func newRevoker(c *CA, st RevocationStore, cfg RevocationConfig) *revoker {
 	r := &revoker{ca: c, store: st, cfg: cfg.withDefaults(), log: c.log,
 		issuers: map[string]*issuerKey{}, dirty: map[string]bool{}, kick: make(chan struct{}, 1)}
-	r.issuers[c.issuer.ID] = &issuerKey{id: c.issuer.ID, cert: c.issuerCert, signer: c.signer}
+	a := c.active.Load()
+	r.issuers[a.issuer.ID] = &issuerKey{id: a.issuer.ID, cert: a.issuerCert, signer: a.signer}
 	return r
+}
+
+// addIssuer makes an issuer that became active while running sign CRLs
+// and OCSP at once, without waiting for the next refresh.
+func (r *revoker) addIssuer(ik *issuerKey) {
+	r.mu.Lock()
+	r.issuers[ik.id] = ik
+	r.mu.Unlock()
 }
 
 // RevocationStats returns the signature counters of this process.
@@ -303,6 +312,7 @@ func (r *revoker) sweep(ctx context.Context) {
 		return
 	}
 	now := r.ca.now()
+	r.flushResponder(ctx, r.currentResponder())
 	for _, ik := range iks {
 		if ctx.Err() != nil {
 			return

@@ -82,8 +82,8 @@ func (c *CA) ServerCertificate(ctx context.Context, names []string) (tls.Certifi
 	// listener at all.
 	nb := c.now().UTC().Truncate(time.Second).Add(-pol.Backdate)
 	na := nb.Add(pol.DefaultLifetime)
-	if na.After(c.issuerCert.NotAfter) {
-		req.NotAfter = c.issuerCert.NotAfter
+	if end := c.cur().issuerCert.NotAfter; na.After(end) {
+		req.NotAfter = end
 	}
 	iss, err := c.issue(ctx, req, pol)
 	if err != nil {
@@ -102,6 +102,6 @@ func (c *CA) serverPolicyFits(pol *policy, csr []byte) bool {
 	if !slices.Contains(pol.eku, x509.ExtKeyUsageServerAuth) {
 		return false
 	}
-	_, err := check(Request{CSR: csr}, pol, c.issuerCert, c.now())
+	_, err := check(Request{CSR: csr}, pol, c.cur().issuerCert, c.now())
 	return err == nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/mica-pki/mica/ca"
@@ -14,13 +15,23 @@ import (
 //	key_policy:
 //	  cryptoperiods: {root: 10y, issuing: 1y, ocsp-responder: 7d}
 //	  rotation_warning: 30d
+//	  retention: {root: 1y, issuing: 90d, ocsp-responder: 0}
 //	  auto_rotate: true
+//	  early_migration: 30d
 //	  backup: {dir: /var/backups/mica, every: 24h, keep: 14, recipients: [age1…], max_age: 7d}
 type KeyPolicy struct {
 	Cryptoperiods   map[string]Duration `yaml:"cryptoperiods,omitempty"`
 	RotationWarning Duration            `yaml:"rotation_warning,omitempty"`
-	AutoRotate      bool                `yaml:"auto_rotate,omitempty"`
-	Backup          BackupPolicy        `yaml:"backup,omitempty"`
+	// Retention per key class: a retired key may be destroyed only this
+	// long after its retirement (DefaultRetention for classes not listed;
+	// an explicit 0 allows destroying at once).
+	Retention  map[string]Duration `yaml:"retention,omitempty"`
+	AutoRotate bool                `yaml:"auto_rotate,omitempty"`
+	// EarlyMigration: after a new issuing CA activates, ACME ARI suggests
+	// that certificates of the issuer it superseded renew within this
+	// period, each at a slot spread by serial. Zero: renew at once.
+	EarlyMigration Duration     `yaml:"early_migration,omitempty"`
+	Backup         BackupPolicy `yaml:"backup,omitempty"`
 }
 
 // BackupPolicy schedules backups from `mica serve` (NIST SP 800-57 Pt1
@@ -69,6 +80,22 @@ var DefaultCryptoperiods = map[string]time.Duration{
 	ca.KeyClassOCSPResponder: 7 * Day,
 	ca.KeyClassPoolSeal:      Year,
 	ca.KeyClassEABHMAC:       Year,
+	ca.KeyClassWebhookHMAC:   Year,
+}
+
+// DefaultRetention is how long a retired key of each class is kept before
+// `mica keys destroy` may remove it (NIST SP 800-57 Part 1 §8.3.4: keys
+// are destroyed once no longer needed; the period leaves time to notice a
+// mistaken retirement, to re-sign a CRL in an incident, or to finish an
+// audit). OCSP responder keys and HMAC secrets sign nothing that outlives
+// them, so nothing is kept.
+var DefaultRetention = map[string]time.Duration{
+	ca.KeyClassRoot:          Year,
+	ca.KeyClassIssuing:       90 * Day,
+	ca.KeyClassOCSPResponder: 0,
+	ca.KeyClassPoolSeal:      90 * Day,
+	ca.KeyClassEABHMAC:       0,
+	ca.KeyClassWebhookHMAC:   0,
 }
 
 // DefaultRotationWarning is how long before a due rotation the alert fires.
@@ -83,7 +110,24 @@ func (k KeyPolicy) CA() ca.KeyPolicy {
 	for c, d := range k.Cryptoperiods {
 		out.Cryptoperiods[c] = d.D()
 	}
+	out.Retention = map[string]time.Duration{}
+	for c, d := range DefaultRetention {
+		out.Retention[c] = d
+	}
+	for c, d := range k.Retention {
+		out.Retention[c] = d.D()
+	}
 	return out
+}
+
+// CheckRetention reports a negative retention period, naming the setting.
+func (k KeyPolicy) CheckRetention() error {
+	for c, d := range k.Retention {
+		if d < 0 {
+			return fmt.Errorf("key_policy.retention.%s: %s is negative", c, time.Duration(d))
+		}
+	}
+	return nil
 }
 
 // Warning returns RotationWarning or its default.

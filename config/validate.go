@@ -156,6 +156,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateEST()...)
 	errs = append(errs, c.Discovery.validate()...)
 	errs = append(errs, c.Alerts.validate()...)
+	if err := c.KeyPolicy.CheckRetention(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

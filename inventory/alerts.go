@@ -42,16 +42,47 @@ func (s *Store) AlertsSentSince(ctx context.Context, kind string, subjects []str
 // holds only what the repeat interval still needs).
 func (s *Store) MarkAlertsSent(ctx context.Context, kind string, subjects []string, at, forgetBefore time.Time) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		for _, sub := range subjects {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO alert_state (kind, subject, last_sent) VALUES (?, ?, ?)
-				ON CONFLICT (kind, subject) DO UPDATE SET last_sent = excluded.last_sent`), kind, sub, s.timeArg(at)); err != nil {
-				return fmt.Errorf("inventory: record alert: %w", err)
-			}
+		return s.markAlertsSentTx(ctx, tx, kind, subjects, at, forgetBefore)
+	})
+}
+
+func (s *Store) markAlertsSentTx(ctx context.Context, tx *sqlx.Tx, kind string, subjects []string, at, forgetBefore time.Time) error {
+	for _, sub := range subjects {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO alert_state (kind, subject, last_sent) VALUES (?, ?, ?)
+			ON CONFLICT (kind, subject) DO UPDATE SET last_sent = excluded.last_sent`), kind, sub, s.timeArg(at)); err != nil {
+			return fmt.Errorf("inventory: record alert: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM alert_state WHERE last_sent < ?`), s.timeArg(forgetBefore)); err != nil {
-			return fmt.Errorf("inventory: prune alert state: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM alert_state WHERE last_sent < ?`), s.timeArg(forgetBefore)); err != nil {
+		return fmt.Errorf("inventory: prune alert state: %w", err)
+	}
+	return nil
+}
+
+// MarkAlertsSentEvent is MarkAlertsSent that also appends ev (the audit
+// record of the delivery) in the same transaction, so an alert is marked
+// sent exactly when its audit event exists. ev defaults: Action
+// "alert.send", Object "alert:{kind}", Actor and Protocol "system",
+// Outcome "ok".
+func (s *Store) MarkAlertsSentEvent(ctx context.Context, kind string, subjects []string, at, forgetBefore time.Time, ev Event) error {
+	defaultEvent(&ev, "alert.send", "alert:"+kind)
+	if ev.Actor == "" {
+		ev.Actor = "system"
+	}
+	if ev.Protocol == "" {
+		ev.Protocol = "system"
+	}
+	if ev.Outcome == "" {
+		ev.Outcome = "ok"
+	}
+	if ev.Time.IsZero() {
+		ev.Time = at
+	}
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		if err := s.markAlertsSentTx(ctx, tx, kind, subjects, at, forgetBefore); err != nil {
+			return err
 		}
-		return nil
+		return s.appendEventTx(ctx, tx, &ev)
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -164,4 +165,55 @@ func defaultEvent(ev *Event, action, object string) {
 	if ev.Object == "" {
 		ev.Object = object
 	}
+}
+
+// OCSPCoverage is what the compliance report needs about an issuer's
+// pre-signed OCSP responses: the oldest thisUpdate among the responses of
+// its unexpired certificates, how many of those responses there are, and
+// how many unexpired certificates have none.
+type OCSPCoverage struct {
+	IssuerID  string
+	Oldest    time.Time // zero when there is no response
+	Responses int
+	Missing   int
+}
+
+// OCSPCoverage reports on the pre-signed OCSP responses of issuerID's
+// certificates that have not expired at now (responses of expired
+// certificates are no longer served and do not count).
+func (s *Store) OCSPCoverage(ctx context.Context, issuerID string, now time.Time) (OCSPCoverage, error) {
+	out := OCSPCoverage{IssuerID: issuerID}
+	var row struct {
+		Oldest    dbTime `db:"oldest"`
+		Responses int    `db:"responses"`
+		Missing   int    `db:"missing"`
+	}
+	err := s.db.GetContext(ctx, &row, s.q(`SELECT MIN(r.this_update) AS oldest, COUNT(r.serial) AS responses,
+		COALESCE(SUM(CASE WHEN r.serial IS NULL THEN 1 ELSE 0 END), 0) AS missing
+		FROM certificates c LEFT JOIN ocsp_responses r ON r.issuer_id = c.issuer_id AND r.serial = c.serial
+		WHERE c.issuer_id = ? AND c.state IN (?, ?, ?) AND c.not_after > ?`),
+		issuerID, string(StateIssued), string(StateSuperseded), string(StateRevoked), s.timeArg(now))
+	if err != nil {
+		return out, fmt.Errorf("inventory: OCSP freshness of %s: %w", issuerID, err)
+	}
+	out.Oldest, out.Responses, out.Missing = row.Oldest.Time, row.Responses, row.Missing
+	return out, nil
+}
+
+// LastEventByObject returns, per object, the time of the newest event
+// with this action and outcome: e.g. every user's last successful login
+// ("ui.login", "ok", keyed "user:{name}").
+func (s *Store) LastEventByObject(ctx context.Context, action, outcome string) (map[string]time.Time, error) {
+	var rows []struct {
+		Object string `db:"object"`
+		At     dbTime `db:"at"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, s.q(`SELECT object, MAX(at) AS at FROM events WHERE action = ? AND outcome = ? GROUP BY object`), action, outcome); err != nil {
+		return nil, fmt.Errorf("inventory: last %s events: %w", action, err)
+	}
+	out := make(map[string]time.Time, len(rows))
+	for _, r := range rows {
+		out[r.Object] = r.At.Time
+	}
+	return out, nil
 }

@@ -22,6 +22,13 @@ const (
 	KeyDestroyed     = "destroyed"
 )
 
+// How a key's usage columns are filled (Key.Metering).
+const (
+	MeteringSigner = "signer" // counted by the signing path (ca.MeteredKeys)
+	MeteringSite   = "site"   // counted where the key is used
+	MeteringNone   = "none"   // not metered: the usage columns stay empty
+)
+
 // Key is one row of the key inventory.
 type Key struct {
 	ID           string          `json:"id"`
@@ -43,6 +50,7 @@ type Key struct {
 	FirstUsed    *time.Time      `json:"first_used,omitempty"`
 	LastUsed     *time.Time      `json:"last_used,omitempty"`
 	Signatures   int64           `json:"signatures"`
+	Metering     string          `json:"metering"` // MeteringSigner (default), MeteringSite, MeteringNone
 }
 
 // KeyUsage is a batch of signatures made with the key at URI, counted in
@@ -73,10 +81,11 @@ type keyRow struct {
 	FirstUsed    dbTime `db:"first_used_at"`
 	LastUsed     dbTime `db:"last_used_at"`
 	Signatures   int64  `db:"signatures"`
+	Metering     string `db:"metering"`
 }
 
 const keyColumns = `id, class, backend, uri, algorithm, issuer_id, public_key, spki_sha256, protection, status,
-	cryptoperiod_seconds, created_at, activate_at, rotation_due_at, retired_at, destroyed_at, first_used_at, last_used_at, signatures`
+	cryptoperiod_seconds, created_at, activate_at, rotation_due_at, retired_at, destroyed_at, first_used_at, last_used_at, signatures, metering`
 
 func (r *keyRow) key() Key {
 	k := Key{
@@ -85,7 +94,7 @@ func (r *keyRow) key() Key {
 		Cryptoperiod: time.Duration(r.Cryptoperiod) * time.Second,
 		Created:      r.Created.Time, ActivateAt: r.ActivateAt.Time,
 		RotationDue: r.RotationDue.ptr(), RetiredAt: r.RetiredAt.ptr(), DestroyedAt: r.DestroyedAt.ptr(),
-		FirstUsed: r.FirstUsed.ptr(), LastUsed: r.LastUsed.ptr(), Signatures: r.Signatures,
+		FirstUsed: r.FirstUsed.ptr(), LastUsed: r.LastUsed.ptr(), Signatures: r.Signatures, Metering: r.Metering,
 	}
 	if r.Protection != "" && r.Protection != "{}" {
 		k.Protection = json.RawMessage(r.Protection)
@@ -119,6 +128,16 @@ func (s *Store) PutKey(ctx context.Context, k *Key, ev Event) error {
 	if v.Status == "" {
 		v.Status = KeyActive
 	}
+	switch v.Metering {
+	case "":
+		v.Metering = MeteringSigner
+	case MeteringSigner, MeteringSite, MeteringNone:
+	default:
+		return fmt.Errorf("%w: key %s metering %q", ErrInvalid, v.ID, truncateForError(v.Metering))
+	}
+	if v.Signatures < 0 {
+		return fmt.Errorf("%w: key %s has a negative use count", ErrInvalid, v.ID)
+	}
 	if v.Created.IsZero() {
 		v.Created = s.now()
 	}
@@ -140,10 +159,11 @@ func (s *Store) PutKey(ctx context.Context, k *Key, ev Event) error {
 	defaultEvent(&ev, "key.register", "key:"+v.ID)
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO keys (id, class, backend, uri, algorithm, issuer_id, public_key, spki_sha256,
-			protection, status, cryptoperiod_seconds, created_at, activate_at, rotation_due_at, signatures)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`),
+			protection, status, cryptoperiod_seconds, created_at, activate_at, rotation_due_at, signatures, first_used_at, last_used_at, metering)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			v.ID, v.Class, v.Backend, v.URI, v.Algorithm, v.IssuerID, v.PublicKey, v.SPKISHA256, prot, v.Status,
-			int64(v.Cryptoperiod/time.Second), s.timeArg(v.Created), s.timeArg(v.ActivateAt), s.nullTimeArg(v.RotationDue))
+			int64(v.Cryptoperiod/time.Second), s.timeArg(v.Created), s.timeArg(v.ActivateAt), s.nullTimeArg(v.RotationDue),
+			v.Signatures, s.nullTimeArg(v.FirstUsed), s.nullTimeArg(v.LastUsed), v.Metering)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("%w: key %s already exists", ErrDuplicate, v.ID)
 		}
@@ -265,4 +285,49 @@ func (s *Store) IssuerDuty(ctx context.Context, issuerID string) (time.Time, err
 		return time.Time{}, fmt.Errorf("inventory: certificate expiry of issuer %s: %w", issuerID, err)
 	}
 	return t.Time, nil
+}
+
+// SetKeyUsage overwrites the usage of a key whose uses are counted where
+// it lives (MeteringSite, e.g. an EAB key's one binding): count, first and
+// last use, as that place reports them. Unlike AddKeyUsage it is
+// absolute, so repeating it is harmless. Errors: ErrNotFound.
+func (s *Store) SetKeyUsage(ctx context.Context, id string, count int64, first, last *time.Time) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE keys SET signatures = ?, first_used_at = ?, last_used_at = ? WHERE id = ?`),
+		count, s.nullTimeArg(first), s.nullTimeArg(last), id)
+	if err != nil {
+		return fmt.Errorf("inventory: set usage of key %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: key %s", ErrNotFound, id)
+	}
+	return nil
+}
+
+// EABKeyInfo describes an ACME EAB key for the key inventory, without the
+// sealed HMAC key itself.
+type EABKeyInfo struct {
+	KeyID     string     `db:"kid"`
+	Profile   string     `db:"profile"`
+	AccountID string     `db:"account_id"`
+	CreatedAt time.Time  `db:"-"`
+	UsedAt    *time.Time `db:"-"`
+}
+
+// EABKeyInfos lists every ACME EAB key, oldest first.
+func (s *Store) EABKeyInfos(ctx context.Context) ([]EABKeyInfo, error) {
+	var rows []struct {
+		KeyID     string `db:"kid"`
+		Profile   string `db:"profile"`
+		AccountID string `db:"account_id"`
+		CreatedAt dbTime `db:"created_at"`
+		UsedAt    dbTime `db:"used_at"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, `SELECT kid, profile, account_id, created_at, used_at FROM acme_eab_keys ORDER BY created_at, kid`); err != nil {
+		return nil, fmt.Errorf("inventory: list EAB keys: %w", err)
+	}
+	out := make([]EABKeyInfo, len(rows))
+	for i, r := range rows {
+		out[i] = EABKeyInfo{KeyID: r.KeyID, Profile: r.Profile, AccountID: r.AccountID, CreatedAt: r.CreatedAt.Time, UsedAt: r.UsedAt.ptr()}
+	}
+	return out, nil
 }

@@ -68,3 +68,38 @@ func TestKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestKeyMeteringAndSiteUsage: metering defaults to signer and is
+// validated; a key counted where it is used takes an absolute count that
+// repeating does not inflate; EAB key infos list creation and use without
+// the sealed key.
+func TestKeyMeteringAndSiteUsage(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *inventory.Store) {
+		ctx := context.Background()
+		def := inventory.Key{ID: "a", Class: "issuing", Backend: "softkms", Algorithm: "EC-P256"}
+		wantErr(t, s.PutKey(ctx, &def, inventory.Event{}), nil)
+		if got, _ := s.Key(ctx, "a"); got.Metering != inventory.MeteringSigner {
+			t.Errorf("default metering = %q, want signer", got.Metering)
+		}
+		bad := inventory.Key{ID: "b", Class: "eab-hmac", Backend: "db-sealed", Algorithm: "HMAC-SHA256-256", Metering: "sometimes"}
+		wantErr(t, s.PutKey(ctx, &bad, inventory.Event{}), inventory.ErrInvalid)
+		site := inventory.Key{ID: "eab-k1", Class: "eab-hmac", Backend: "db-sealed", URI: "acme-eab:k1", Algorithm: "HMAC-SHA256-256", Metering: inventory.MeteringSite}
+		wantErr(t, s.PutKey(ctx, &site, inventory.Event{}), nil)
+		used := t0.Add(time.Hour)
+		for range 2 {
+			wantErr(t, s.SetKeyUsage(ctx, "eab-k1", 1, &used, &used), nil)
+		}
+		got, _ := s.Key(ctx, "eab-k1")
+		if got.Signatures != 1 || got.LastUsed == nil || !got.LastUsed.Equal(used) || got.Metering != inventory.MeteringSite {
+			t.Errorf("site-counted key = %+v, want 1 use at %v", got, used)
+		}
+		wantErr(t, s.SetKeyUsage(ctx, "nope", 1, nil, nil), inventory.ErrNotFound)
+
+		wantErr(t, s.CreateACMEEABKey(ctx, &inventory.ACMEEABKey{KeyID: "k1", Profile: "default", Sealed: []byte("sealed"), CreatedBy: "t"}, inventory.Event{}), nil)
+		infos, err := s.EABKeyInfos(ctx)
+		wantErr(t, err, nil)
+		if len(infos) != 1 || infos[0].KeyID != "k1" || infos[0].UsedAt != nil || infos[0].CreatedAt.IsZero() {
+			t.Errorf("EABKeyInfos = %+v", infos)
+		}
+	})
+}

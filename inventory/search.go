@@ -6,9 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -35,8 +33,14 @@ type SearchFilter struct {
 	// it; NotSeenSince those with none seen at or after it.
 	SeenSince    time.Time
 	NotSeenSince time.Time
-	// Sort is "" (newest first) or "expiry" (soonest not_after first).
+	// Sort names the column to order by: "" (newest issued first),
+	// "issued", "expiry", "cn", "serial", "state", "owner", "team",
+	// "environment", "issuer", "profile", "protocol" or "key_type" (the
+	// Sort* constants). Ties are broken by id in the same direction.
 	Sort string
+	// Order is "asc", "desc" or "" for the column's natural direction:
+	// descending for "" and "issued", ascending for every other column.
+	Order string
 	// Cursor is SearchPage.Next of the previous page; it overrides Before.
 	Cursor string
 }
@@ -47,19 +51,21 @@ type SearchPage struct {
 	Next         string        `json:"next,omitempty"`
 }
 
-// SortExpiry orders a search by not_after ascending.
-const SortExpiry = "expiry"
-
 // Weak-key thresholds of the Weak filter: RSA under 2048 bits, and the
 // signature algorithms (crypto/x509 names) built on SHA-1, MD5 or MD2.
+// The certificates.weak column (migration 0008) computes the same at
+// write time, plus "seen deployed after not_after"; weakCryptoSQL lets a
+// query tell the two apart.
 const (
-	minRSABits  = 2048
-	weakSigAlgs = `'SHA1-RSA', 'DSA-SHA1', 'ECDSA-SHA1', 'MD5-RSA', 'MD2-RSA'`
+	weakSigAlgs   = `'SHA1-RSA', 'DSA-SHA1', 'ECDSA-SHA1', 'MD5-RSA', 'MD2-RSA'`
+	weakCryptoSQL = `((substr(key_type, 1, 4) = 'RSA-' AND key_bits > 0 AND key_bits < 2048) OR sig_alg IN (` + weakSigAlgs + `))`
 )
 
-func (s *Store) searchWhere(f SearchFilter, withCursor bool) (*where, error) {
+// searchWhere renders f's filters (not its cursor). plainText renders
+// free text as the bare LIKEs, for the page-order probe of searchIDs.
+func (s *Store) searchWhere(f SearchFilter, plainText bool) (*where, error) {
 	base := f.CertFilter
-	base.Before = 0
+	base.Before, base.Text = 0, ""
 	w, err := s.certWhere(base, false)
 	if err != nil {
 		return nil, err
@@ -67,6 +73,13 @@ func (s *Store) searchWhere(f SearchFilter, withCursor bool) (*where, error) {
 	now := f.Now
 	if now.IsZero() {
 		now = s.now()
+	}
+	if t := strings.TrimSpace(f.Text); t != "" {
+		cond, args := s.indexedTextCondition(t)
+		if plainText {
+			cond, args = s.textCondition(t)
+		}
+		w.add(cond, args...)
 	}
 	for col, v := range map[string]string{"owner": f.Owner, "team": f.Team, "environment": f.Environment} {
 		if v != "" {
@@ -89,73 +102,75 @@ func (s *Store) searchWhere(f SearchFilter, withCursor bool) (*where, error) {
 		w.add(`(state = ? AND not_after > ? AND not_after < ?)`, string(StateIssued), s.timeArg(now), s.timeArg(now.Add(f.ExpiringWithin)))
 	}
 	if f.Weak {
-		// A union of three index-driven subqueries rather than one OR over
-		// every row: each arm uses its own index.
-		w.add(`id IN (SELECT id FROM certificates WHERE key_type >= 'RSA-' AND key_type < 'RSA.' AND key_bits > 0 AND key_bits < ?
-			UNION SELECT id FROM certificates WHERE sig_alg IN (`+weakSigAlgs+`)
-			UNION SELECT c.id FROM installations i JOIN certificates c ON c.fingerprint_sha256 = i.fingerprint_sha256
-				WHERE c.not_after <= ? AND i.last_seen > c.not_after)`,
-			minRSABits, s.timeArg(now))
+		// weak = 1 comes from the partial index of weak rows. It also holds
+		// a certificate seen after its not_after, which is "expired but
+		// still deployed" only once that not_after is past at Now.
+		w.add(`weak = 1 AND (not_after <= ? OR `+weakCryptoSQL+`)`, s.timeArg(now))
 	}
+	// last_seen is the latest sighting of any installation (NULL: none),
+	// kept by triggers on installations.
 	if !f.SeenSince.IsZero() {
-		w.add(`fingerprint_sha256 IN (SELECT fingerprint_sha256 FROM installations WHERE last_seen >= ?)`, s.timeArg(f.SeenSince))
+		w.add(`last_seen >= ?`, s.timeArg(f.SeenSince))
 	}
 	if !f.NotSeenSince.IsZero() {
-		w.add(`NOT EXISTS (SELECT 1 FROM installations i WHERE i.fingerprint_sha256 = certificates.fingerprint_sha256
-			AND i.last_seen >= ?)`, s.timeArg(f.NotSeenSince))
-	}
-	if !withCursor {
-		return w, nil
-	}
-	cur := f.Cursor
-	if cur == "" && f.Before > 0 {
-		cur = encodeCursor(f.Sort, time.Time{}, f.Before)
-	}
-	if cur == "" {
-		return w, nil
-	}
-	at, id, err := decodeCursor(f.Sort, cur)
-	if err != nil {
-		return nil, err
-	}
-	if f.Sort == SortExpiry {
-		w.add(`(not_after > ? OR (not_after = ? AND id > ?))`, s.timeArg(at), s.timeArg(at), id)
-	} else {
-		w.add(`id < ?`, id)
+		w.add(`(last_seen IS NULL OR last_seen < ?)`, s.timeArg(f.NotSeenSince))
 	}
 	return w, nil
 }
 
-// Search returns one page of certificates matching f, with SANs, tags and
-// labels loaded. Page with SearchPage.Next; pages never overlap or skip a
-// row, even while rows are added.
-//
-// Errors: ErrInvalid for an unknown state or sort, a malformed serial,
-// digest or cursor.
-func (s *Store) Search(ctx context.Context, f SearchFilter) (*SearchPage, error) {
-	order := ` ORDER BY id DESC`
-	switch f.Sort {
-	case "":
-	case SortExpiry:
-		order = ` ORDER BY not_after, id`
-	default:
-		return nil, fmt.Errorf("%w: unknown sort %q", ErrInvalid, truncateForError(f.Sort))
+// pageWhere is the keyset condition of f's cursor (or Before) for order o.
+func (s *Store) pageWhere(f SearchFilter, o searchOrder) (*where, error) {
+	var k where
+	if f.Cursor != "" {
+		if err := o.keyset(s, &k, f.Cursor); err != nil {
+			return nil, err
+		}
+	} else if f.Before > 0 {
+		k.add(`id < ?`, f.Before)
 	}
-	w, err := s.searchWhere(f, true)
+	return &k, nil
+}
+
+// Search returns one page of certificates matching f, with SANs, tags and
+// labels loaded, ordered by f.Sort and f.Order with ties broken by id.
+// Page with SearchPage.Next (a cursor only valid with the same sort and
+// order); pages never overlap or skip a row, even while rows are added.
+//
+// Errors: ErrInvalid for an unknown state, sort or order, a malformed
+// serial, digest or cursor, or a cursor made for another sort or order.
+func (s *Store) Search(ctx context.Context, f SearchFilter) (*SearchPage, error) {
+	o, err := parseSort(f.Sort, f.Order)
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.searchWhere(f, false)
+	if err != nil {
+		return nil, err
+	}
+	var probe *where
+	if s.dialect == DialectPostgres && strings.TrimSpace(f.Text) != "" {
+		if probe, err = s.searchWhere(f, true); err != nil {
+			return nil, err
+		}
+	}
+	k, err := s.pageWhere(f, o)
 	if err != nil {
 		return nil, err
 	}
 	limit := clampLimit(f.Limit)
-	query := `SELECT ` + certColumns + ` FROM certificates` + w.sql() + order + fmt.Sprintf(` LIMIT %d`, limit+1)
-	var rows []certRow
-	if err := s.db.SelectContext(ctx, &rows, s.q(query), w.args...); err != nil {
+	sel, selArgs, err := s.searchIDs(ctx, o, w, probe, k, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	var rows []searchRow
+	query := `SELECT ` + searchColumns + ` FROM certificates WHERE id IN (` + sel + `)` + o.orderBy()
+	if err := s.db.SelectContext(ctx, &rows, s.q(query), selArgs...); err != nil {
 		return nil, fmt.Errorf("inventory: search certificates: %w", err)
 	}
 	page := &SearchPage{}
 	if len(rows) > limit {
 		rows = rows[:limit]
-		last := rows[limit-1]
-		page.Next = encodeCursor(f.Sort, last.NotAfter.Time, last.ID)
+		page.Next = o.cursorFor(&rows[limit-1])
 	}
 	page.Certificates = make([]Certificate, len(rows))
 	for i := range rows {
@@ -171,7 +186,11 @@ func (s *Store) Search(ctx context.Context, f SearchFilter) (*SearchPage, error)
 }
 
 // CountSearch counts every certificate matching f, ignoring paging.
+// Errors: as Search.
 func (s *Store) CountSearch(ctx context.Context, f SearchFilter) (int, error) {
+	if _, err := parseSort(f.Sort, f.Order); err != nil {
+		return 0, err
+	}
 	w, err := s.searchWhere(f, false)
 	if err != nil {
 		return 0, err
@@ -181,40 +200,6 @@ func (s *Store) CountSearch(ctx context.Context, f SearchFilter) (int, error) {
 		return 0, fmt.Errorf("inventory: count certificates: %w", err)
 	}
 	return n, nil
-}
-
-// encodeCursor makes an opaque keyset cursor: the last row's id, and for
-// the expiry sort its not_after too.
-func encodeCursor(sort string, at time.Time, id int64) string {
-	raw := strconv.FormatInt(id, 10)
-	if sort == SortExpiry {
-		raw = normTime(at).Format(time.RFC3339Nano) + "|" + raw
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
-}
-
-func decodeCursor(sort, c string) (time.Time, int64, error) {
-	bad := fmt.Errorf("%w: malformed cursor", ErrInvalid)
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return time.Time{}, 0, bad
-	}
-	idPart, at := string(raw), time.Time{}
-	if sort == SortExpiry {
-		ts, rest, ok := strings.Cut(idPart, "|")
-		if !ok {
-			return time.Time{}, 0, bad
-		}
-		if at, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			return time.Time{}, 0, bad
-		}
-		idPart = rest
-	}
-	id, err := strconv.ParseInt(idPart, 10, 64)
-	if err != nil || id <= 0 {
-		return time.Time{}, 0, bad
-	}
-	return at, id, nil
 }
 
 // KeyBits is the size of a certificate's public key in bits (curve size

@@ -23,6 +23,7 @@ type User struct {
 	PasswordHash string     `json:"-"`
 	LockedUntil  *time.Time `json:"locked_until,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
+	DisabledAt   *time.Time `json:"disabled_at,omitempty"` // set: no login, no session (users_admin.go)
 }
 
 var userNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,63}$`)
@@ -60,16 +61,18 @@ type userRow struct {
 	PasswordHash string `db:"password_hash"`
 	LockedUntil  dbTime `db:"locked_until"`
 	CreatedAt    dbTime `db:"created_at"`
+	DisabledAt   dbTime `db:"disabled_at"`
 }
 
 func (r userRow) user() User {
-	return User{Name: r.Name, Role: r.Role, PasswordHash: r.PasswordHash, LockedUntil: r.LockedUntil.ptr(), CreatedAt: r.CreatedAt.Time}
+	return User{Name: r.Name, Role: r.Role, PasswordHash: r.PasswordHash, LockedUntil: r.LockedUntil.ptr(), CreatedAt: r.CreatedAt.Time,
+		DisabledAt: r.DisabledAt.ptr()}
 }
 
 // User returns one user. Errors: ErrNotFound.
 func (s *Store) User(ctx context.Context, name string) (*User, error) {
 	var r userRow
-	err := s.db.GetContext(ctx, &r, s.q(`SELECT name, role, password_hash, locked_until, created_at FROM users WHERE name = ?`), name)
+	err := s.db.GetContext(ctx, &r, s.q(`SELECT name, role, password_hash, locked_until, created_at, disabled_at FROM users WHERE name = ?`), name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: user", ErrNotFound)
 	}
@@ -83,7 +86,7 @@ func (s *Store) User(ctx context.Context, name string) (*User, error) {
 // Users lists all users by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
 	var rows []userRow
-	if err := s.db.SelectContext(ctx, &rows, `SELECT name, role, password_hash, locked_until, created_at FROM users ORDER BY name LIMIT 1000`); err != nil {
+	if err := s.db.SelectContext(ctx, &rows, `SELECT name, role, password_hash, locked_until, created_at, disabled_at FROM users ORDER BY name LIMIT 1000`); err != nil {
 		return nil, fmt.Errorf("inventory: list users: %w", err)
 	}
 	out := make([]User, len(rows))
@@ -132,8 +135,8 @@ func (s *Store) CreateSession(ctx context.Context, user string, ttl time.Duratio
 // Errors: ErrNotFound for an unknown or expired session.
 func (s *Store) SessionUser(ctx context.Context, tok string) (*User, error) {
 	var r userRow
-	err := s.db.GetContext(ctx, &r, s.q(`SELECT u.name, u.role, u.password_hash, u.locked_until, u.created_at
-		FROM sessions x JOIN users u ON u.name = x.user_name WHERE x.id_sha256 = ? AND x.expires_at > ?`),
+	err := s.db.GetContext(ctx, &r, s.q(`SELECT u.name, u.role, u.password_hash, u.locked_until, u.created_at, u.disabled_at
+		FROM sessions x JOIN users u ON u.name = x.user_name WHERE x.id_sha256 = ? AND x.expires_at > ? AND u.disabled_at IS NULL`),
 		sessionKey(tok), s.timeArg(s.now()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: session", ErrNotFound)

@@ -12,6 +12,12 @@
 //	issuer_earliest_expiry_timestamp_seconds{issuer}  gauge: earliest notAfter among the issuer's unexpired issued certificates
 //	crl_next_update_timestamp_seconds{issuer}     gauge: earliest nextUpdate of the issuer's stored full CRLs
 //	crl_next_update_seconds{issuer}               gauge: seconds from the scrape until then; negative means stale
+//	ocsp_responses{issuer}                        gauge: pre-signed OCSP responses stored
+//	ocsp_oldest_response_age_seconds{issuer}      gauge: age of the oldest pre-signed response (from its thisUpdate)
+//	ocsp_next_update_timestamp_seconds{issuer}    gauge: earliest nextUpdate among them; past means a stale response
+//	key_signatures_total{key,class}               counter: signatures made with the key (flushed by the signing path)
+//	key_signatures_last_hour{key}                 gauge: signatures in the last full UTC hour (key_usage_hourly)
+//	key_signatures_current_hour{key}              gauge: signatures so far in the current UTC hour
 //	inventory_metrics_up                          gauge: 1 when the last refresh succeeded
 //
 // The counters are computed from the append-only audit log: the first
@@ -38,7 +44,12 @@ type Source interface {
 	EarliestExpiry(ctx context.Context, now time.Time) ([]inventory.IssuerTime, error)
 	CRLNextUpdates(ctx context.Context) ([]inventory.IssuerTime, error)
 	EventCountsSince(ctx context.Context, afterID int64) ([]inventory.EventCount, int64, error)
+	OCSPFreshnessByIssuer(ctx context.Context) ([]inventory.OCSPFreshness, error)
+	Keys(ctx context.Context) ([]inventory.Key, error)
+	KeyUsageHours(ctx context.Context, since time.Time) ([]inventory.KeyHour, error)
 }
+
+var _ Source = (*inventory.Store)(nil)
 
 // DefaultTTL is how long one refresh of the store serves scrapes.
 const DefaultTTL = 15 * time.Second
@@ -66,6 +77,18 @@ var (
 		"Earliest nextUpdate (Unix time) among the issuer's stored full CRLs.", []string{"issuer"}, nil)
 	descCRLFresh = prometheus.NewDesc("mica_crl_next_update_seconds",
 		"Seconds until the issuer's oldest stored full CRL reaches nextUpdate; negative when stale.", []string{"issuer"}, nil)
+	descOCSPCount = prometheus.NewDesc("mica_ocsp_responses",
+		"Pre-signed OCSP responses stored for the issuer.", []string{"issuer"}, nil)
+	descOCSPAge = prometheus.NewDesc("mica_ocsp_oldest_response_age_seconds",
+		"Seconds since the thisUpdate of the issuer's oldest pre-signed OCSP response.", []string{"issuer"}, nil)
+	descOCSPNext = prometheus.NewDesc("mica_ocsp_next_update_timestamp_seconds",
+		"Earliest nextUpdate (Unix time) among the issuer's pre-signed OCSP responses; in the past means one is stale.", []string{"issuer"}, nil)
+	descKeySigs = prometheus.NewDesc("mica_key_signatures_total",
+		"Signatures made with the key, as flushed to the key inventory by the signing path.", []string{"key", "class"}, nil)
+	descKeyLastHour = prometheus.NewDesc("mica_key_signatures_last_hour",
+		"Signatures made with the key in the last full UTC hour.", []string{"key"}, nil)
+	descKeyCurHour = prometheus.NewDesc("mica_key_signatures_current_hour",
+		"Signatures made with the key so far in the current UTC hour (flushed counts).", []string{"key"}, nil)
 	descUp = prometheus.NewDesc("mica_inventory_metrics_up",
 		"1 when the last inventory metrics refresh succeeded, 0 when it failed (older values are served).", nil, nil)
 )
@@ -87,6 +110,10 @@ type StoreCollector struct {
 	issued    map[string]int64 // by protocol
 	revoked   map[string]int64 // by protocol
 	denied    map[string]int64 // by action
+	ocsp      []inventory.OCSPFreshness
+	keys      []inventory.Key
+	lastHour  map[string]int64 // key ID → signatures in the last full hour
+	curHour   map[string]int64 // key ID → signatures in the current hour
 }
 
 // NewStoreCollector returns a collector over src whose query results serve
@@ -104,7 +131,8 @@ func NewStoreCollector(src Source, ttl time.Duration, log *slog.Logger) *StoreCo
 
 // Describe implements prometheus.Collector.
 func (c *StoreCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCerts, descIssued, descRevoked, descDenied, descExpiry, descCRLNext, descCRLFresh, descUp} {
+	for _, d := range []*prometheus.Desc{descCerts, descIssued, descRevoked, descDenied, descExpiry, descCRLNext, descCRLFresh,
+		descOCSPCount, descOCSPAge, descOCSPNext, descKeySigs, descKeyLastHour, descKeyCurHour, descUp} {
 		ch <- d
 	}
 }
@@ -142,6 +170,16 @@ func (c *StoreCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCRLNext, prometheus.GaugeValue, unix(e.Time), e.IssuerID)
 		ch <- prometheus.MustNewConstMetric(descCRLFresh, prometheus.GaugeValue, e.Time.Sub(now).Seconds(), e.IssuerID)
 	}
+	for _, o := range c.ocsp {
+		ch <- prometheus.MustNewConstMetric(descOCSPCount, prometheus.GaugeValue, float64(o.Responses), o.IssuerID)
+		ch <- prometheus.MustNewConstMetric(descOCSPAge, prometheus.GaugeValue, now.Sub(o.OldestThisUpdate).Seconds(), o.IssuerID)
+		ch <- prometheus.MustNewConstMetric(descOCSPNext, prometheus.GaugeValue, unix(o.EarliestNext), o.IssuerID)
+	}
+	for _, k := range c.keys {
+		ch <- prometheus.MustNewConstMetric(descKeySigs, prometheus.CounterValue, float64(k.Signatures), k.ID, k.Class)
+		ch <- prometheus.MustNewConstMetric(descKeyLastHour, prometheus.GaugeValue, float64(c.lastHour[k.ID]), k.ID)
+		ch <- prometheus.MustNewConstMetric(descKeyCurHour, prometheus.GaugeValue, float64(c.curHour[k.ID]), k.ID)
+	}
 }
 
 // refresh re-reads the store. On failure the previous values stay and up
@@ -167,10 +205,36 @@ func (c *StoreCollector) refresh(now time.Time) {
 		c.log.Warn("metrics: inventory refresh failed", "err", err)
 		return
 	}
+	ocsp, err := c.src.OCSPFreshnessByIssuer(ctx)
+	if err != nil {
+		c.log.Warn("metrics: inventory refresh failed", "err", err)
+		return
+	}
+	keys, err := c.src.Keys(ctx)
+	if err != nil {
+		c.log.Warn("metrics: inventory refresh failed", "err", err)
+		return
+	}
+	cur := inventory.HourOf(now)
+	hours, err := c.src.KeyUsageHours(ctx, cur.Add(-time.Hour))
+	if err != nil {
+		c.log.Warn("metrics: inventory refresh failed", "err", err)
+		return
+	}
 	evs, last, err := c.src.EventCountsSince(ctx, c.lastEvent)
 	if err != nil {
 		c.log.Warn("metrics: inventory refresh failed", "err", err)
 		return
+	}
+	c.ocsp, c.keys = ocsp, keys
+	c.lastHour, c.curHour = map[string]int64{}, map[string]int64{}
+	for _, h := range hours {
+		switch {
+		case h.Hour.Equal(cur):
+			c.curHour[h.KeyID] += h.Signatures
+		case h.Hour.Equal(cur.Add(-time.Hour)):
+			c.lastHour[h.KeyID] += h.Signatures
+		}
 	}
 	c.states = map[inventory.State]int64{}
 	for _, s := range sc {

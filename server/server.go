@@ -74,6 +74,12 @@ type Options struct {
 	// certificate and verify one if given (EST over mutual TLS). Routes
 	// decide what an unauthenticated client may do.
 	ClientCAs *x509.CertPool
+	// ClientCAsFunc, when set, supplies the client-certificate trust pool
+	// at every handshake instead of ClientCAs, so anchors added while the
+	// server runs (an issuing CA activated by a rotation) are trusted
+	// without a restart. It must be safe for concurrent use and cheap: it
+	// runs once per TLS handshake.
+	ClientCAsFunc func() *x509.CertPool
 
 	Store           Store
 	Logger          *slog.Logger  // nil: slog.Default()
@@ -141,6 +147,19 @@ func New(opts Options) (*Server, error) {
 	if opts.ClientCAs != nil {
 		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
 		tlsCfg.ClientCAs = opts.ClientCAs
+	}
+	if opts.ClientCAsFunc != nil {
+		// Per handshake: a copy of the base settings with the current pool.
+		// Clone keeps the session ticket keys, so resumption still works.
+		base := tlsCfg.Clone()
+		base.ClientAuth = tls.VerifyClientCertIfGiven
+		pool := opts.ClientCAsFunc
+		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
+		tlsCfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := base.Clone()
+			c.ClientCAs = pool()
+			return c, nil
+		}
 	}
 	// Handshake failures from scanners and curl -k probes are noise at
 	// info level; http.Server's own messages go to slog at debug.

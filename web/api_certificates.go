@@ -121,8 +121,9 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request) {
 }
 
 // putLabels: PUT /api/v1/certificates/{serial}/labels
-// {"owner": …, "team": …, "environment": …, "tags": […]}; audited by the
-// store in the same transaction.
+// {"owner": …, "team": …, "environment": …, "tags": […]} replaces all
+// four; audited by the store in the same transaction (old and new). PATCH
+// /api/v1/certificates/{serial} changes only the fields given.
 func (s *Server) putLabels(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		inventory.Labels
@@ -136,7 +137,52 @@ func (s *Server) putLabels(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
-	if err := s.store.SetLabels(r.Context(), c.IssuerID, c.Serial, body.Labels, ev); err != nil {
+	tags := body.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	change := inventory.LabelChange{Owner: &body.Owner, Team: &body.Team, Environment: &body.Environment, Tags: &tags}
+	if _, _, err := s.store.ChangeLabels(r.Context(), c.IssuerID, c.Serial, change, ev); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c, err := s.store.CertificateDetail(r.Context(), c.IssuerID, c.Serial)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, certView{Certificate: c, EffectiveState: c.EffectiveState(s.now())})
+}
+
+// patchCertificate: PATCH /api/v1/certificates/{serial}[?issuer=] (operator)
+// {"owner": "alice", "team": "web", "environment": "prod", "tags": […],
+// "add_tags": […], "remove_tags": […]}: absent fields stay as they are.
+// The store writes one cert.label event with the old and new labels.
+func (s *Server) patchCertificate(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		inventory.LabelChange
+		Issuer string `json:"issuer"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if body.Empty() {
+		writeError(w, http.StatusBadRequest, "nothing to change: give owner, team, environment, tags, add_tags or remove_tags")
+		return
+	}
+	if err := body.Validate(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if body.Issuer == "" {
+		body.Issuer = r.URL.Query().Get("issuer")
+	}
+	c, ok := s.findOne(w, r, body.Issuer)
+	if !ok {
+		return
+	}
+	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+	if _, _, err := s.store.ChangeLabels(r.Context(), c.IssuerID, c.Serial, body.LabelChange, ev); err != nil {
 		s.fail(w, r, err)
 		return
 	}

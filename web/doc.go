@@ -1,15 +1,18 @@
 // Package web is the security team's window on MICA: the admin JSON API
-// under /api/v1/ (and, later, the browser UI under /ui/), both on the
-// HTTPS listener.
+// under /api/v1/ and the browser UI under /ui/, both on the HTTPS
+// listener.
 //
 // # What it may and must never do
 //
 // web reads the inventory (certificates with their labels and
 // installations, discovery jobs, the audit log) and acts only through
 // narrow paths: revocation goes through [Revoker] (ca.CA.Revoke, the one
-// revocation path, which audits and refreshes CRL/OCSP); labels and
-// discovery jobs through the store, which audits them in the same
-// transaction. web never signs anything and never touches key material.
+// revocation path, which audits and refreshes CRL/OCSP); labels, users,
+// discovery jobs and schedules through the store, which audits them in the
+// same transaction. Bulk actions (at most [MaxBulk] certificates) apply
+// one of those paths per certificate, each atomic on its own, and add one
+// cert.bulk event. web never signs anything and never touches key
+// material.
 //
 // # Access control
 //
@@ -18,9 +21,11 @@
 // comparison is constant-time). Roles:
 //
 //   - viewer: read certificates, issuers, discovery
-//   - operator: viewer, plus revoke, label and run discovery
+//   - operator: viewer, plus revoke, label, run and schedule discovery
 //   - auditor: read the audit log only
-//   - admin: everything
+//   - admin: everything, and alone manages users (changing a role,
+//     password or disabling ends that user's sessions; the last enabled
+//     admin cannot be demoted, disabled or deleted)
 //
 // A missing or wrong token is 401; a valid token whose role does not allow
 // the call is 403 and writes a "denied" audit event. Every mutating call

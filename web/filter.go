@@ -13,7 +13,7 @@ import (
 // filterParams are the query parameters ParseFilter understands; the API
 // and the UI's bookmarkable table URLs share them.
 var filterParams = []string{"q", "state", "issuer", "serial", "profile", "protocol", "requester", "owner", "team",
-	"environment", "tag", "key_type", "expiring_days", "weak", "seen_since", "not_seen_since", "sort", "cursor", "limit"}
+	"environment", "tag", "key_type", "expiring_days", "weak", "seen_since", "not_seen_since", "sort", "order", "cursor", "limit"}
 
 // ParseFilter turns query parameters into the one inventory search filter:
 //
@@ -24,7 +24,9 @@ var filterParams = []string{"q", "state", "issuer", "serial", "profile", "protoc
 //	expiring_days   still valid and expiring within N days
 //	weak            true: RSA < 2048, SHA-1, or expired but still deployed
 //	seen_since, not_seen_since   RFC 3339 time, or "Nd" for N days ago
-//	sort            "" (newest first) or "expiry"
+//	sort            "" (newest first), issued, expiry, cn, serial, state, owner, team,
+//	                environment, issuer, profile, protocol, key_type
+//	order           asc or desc ("" = the column's natural order: issued desc, others asc)
 //	cursor, limit   keyset paging (limit 1–1000, default 100)
 //
 // Unknown parameters are an error, so a typo does not silently widen a
@@ -39,8 +41,11 @@ func ParseFilter(v url.Values, now time.Time) (inventory.SearchFilter, error) {
 	f.Text, f.IssuerID, f.Serial = v.Get("q"), v.Get("issuer"), v.Get("serial")
 	f.Profile, f.Protocol, f.Requester = v.Get("profile"), v.Get("protocol"), v.Get("requester")
 	f.Owner, f.Team, f.Environment, f.Tag = v.Get("owner"), v.Get("team"), v.Get("environment"), v.Get("tag")
-	f.KeyType, f.Sort, f.Cursor = v.Get("key_type"), v.Get("sort"), v.Get("cursor")
+	f.KeyType, f.Sort, f.Order, f.Cursor = v.Get("key_type"), v.Get("sort"), v.Get("order"), v.Get("cursor")
 	f.Now = now
+	if err := inventory.CheckSort(f.Sort, f.Order); err != nil {
+		return f, fmt.Errorf("sort must be one of %s, order asc or desc", strings.Join(inventory.SortKeys, ", "))
+	}
 	if st := v.Get("state"); st != "" {
 		for _, s := range strings.Split(st, ",") {
 			f.States = append(f.States, inventory.State(strings.TrimSpace(s)))

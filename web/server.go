@@ -25,7 +25,6 @@ type Store interface {
 	CountSearch(ctx context.Context, f inventory.SearchFilter) (int, error)
 	CertificateDetail(ctx context.Context, issuerID, serial string) (*inventory.Certificate, error)
 	Installations(ctx context.Context, fingerprint string) ([]inventory.Installation, error)
-	SetLabels(ctx context.Context, issuerID, serial string, l inventory.Labels, ev inventory.Event) error
 	Events(ctx context.Context, f inventory.EventFilter) ([]inventory.Event, error)
 	AppendEvent(ctx context.Context, e inventory.Event) (inventory.Event, error)
 	AuthenticateAPIToken(ctx context.Context, bearer string) (*inventory.APIToken, error)
@@ -35,6 +34,7 @@ type Store interface {
 	FindDiscovered(ctx context.Context, f inventory.DiscoveredFilter) ([]inventory.Discovered, error)
 	Issuers(ctx context.Context) ([]inventory.Issuer, error)
 	IssuedPerDay(ctx context.Context, since time.Time) ([]inventory.DayCount, error)
+	ESTPoolLevels(ctx context.Context) ([]inventory.PoolLevel, error)
 	User(ctx context.Context, name string) (*inventory.User, error)
 	Users(ctx context.Context) ([]inventory.User, error)
 	CreateUser(ctx context.Context, u inventory.User, ev inventory.Event) error
@@ -44,6 +44,21 @@ type Store interface {
 	CreateSession(ctx context.Context, user string, ttl time.Duration) (string, error)
 	SessionUser(ctx context.Context, tok string) (*inventory.User, error)
 	DeleteSession(ctx context.Context, tok string) error
+
+	// Label editing, user administration and discovery schedules
+	// (labels_change.go, users_admin.go, schedules.go in inventory).
+	ChangeLabels(ctx context.Context, issuerID, serial string, c inventory.LabelChange, ev inventory.Event) (*inventory.Labels, bool, error)
+	SetUserRole(ctx context.Context, name, role string, ev inventory.Event) error
+	SetUserPassword(ctx context.Context, name, hash string, ev inventory.Event) error
+	SetUserDisabled(ctx context.Context, name string, disabled bool, ev inventory.Event) error
+	DeleteUser(ctx context.Context, name string, ev inventory.Event) error
+	CreateSchedule(ctx context.Context, sc inventory.Schedule, ev inventory.Event) (*inventory.Schedule, error)
+	Schedule(ctx context.Context, id int64) (*inventory.Schedule, error)
+	Schedules(ctx context.Context) ([]inventory.Schedule, error)
+	SetScheduleEnabled(ctx context.Context, id int64, enabled bool, ev inventory.Event) (*inventory.Schedule, error)
+	DeleteSchedule(ctx context.Context, id int64, ev inventory.Event) error
+
+	uiStore // keys, CRL/OCSP freshness, login throttle (ui_store.go)
 }
 
 // Revoker revokes a certificate: ca.CA.Revoke. It audits the attempt
@@ -63,6 +78,9 @@ type Server struct {
 	now   func() time.Time
 
 	checkJob JobChecker
+	keys     KeyReporter // key inventory and compliance report (api_keys.go); nil: 503
+	creds    credentials // EST tokens, EAB keys, profiles (api_admin_tokens.go); nil members: 503
+	srcLimit sourceLimit // per-source login throttle (ui_throttle.go); zero: defaults
 	pages    map[string]*template.Template
 }
 
@@ -105,13 +123,27 @@ func (s *Server) mountAPI(r chi.Router) {
 	r.Get("/certificates/{serial}", s.require(s.getCertificate, inventory.RoleViewer, inventory.RoleOperator))
 	r.Post("/certificates/{serial}/revoke", s.require(s.revokeCertificate, inventory.RoleOperator))
 	r.Put("/certificates/{serial}/labels", s.require(s.putLabels, inventory.RoleOperator))
+	r.Patch("/certificates/{serial}", s.require(s.patchCertificate, inventory.RoleOperator))
+	r.Post("/certificates/bulk", s.require(s.bulkCertificates, inventory.RoleOperator))
 	r.Get("/discovered", s.require(s.listDiscovered, inventory.RoleViewer, inventory.RoleOperator))
 	r.Get("/discovery/jobs", s.require(s.listJobs, inventory.RoleViewer, inventory.RoleOperator))
 	r.Post("/discovery/jobs", s.require(s.createJob, inventory.RoleOperator))
 	r.Get("/discovery/jobs/{id}", s.require(s.getJob, inventory.RoleViewer, inventory.RoleOperator))
+	r.Get("/discovery/schedules", s.require(s.listSchedules, inventory.RoleViewer, inventory.RoleOperator))
+	r.Post("/discovery/schedules", s.require(s.createSchedule, inventory.RoleOperator))
+	r.Get("/discovery/schedules/{id}", s.require(s.getSchedule, inventory.RoleViewer, inventory.RoleOperator))
+	r.Patch("/discovery/schedules/{id}", s.require(s.patchSchedule, inventory.RoleOperator))
+	r.Delete("/discovery/schedules/{id}", s.require(s.deleteSchedule, inventory.RoleOperator))
 	r.Get("/events", s.require(s.listEvents, inventory.RoleAuditor))
 	r.Get("/users", s.require(s.listUsers))
 	r.Post("/users", s.require(s.createUser))
+	r.Get("/users/{name}", s.require(s.getUser))
+	r.Patch("/users/{name}", s.require(s.patchUser))
+	r.Delete("/users/{name}", s.require(s.deleteUser))
+	r.Post("/users/{name}/password", s.require(s.resetPassword))
+	s.mountAPIKeys(r) // /keys, /compliance (api_keys.go)
+	// /est/tokens, /acme/eab-keys, /profiles (api_admin_*.go)
+	s.mountAPICredentials(r)
 }
 
 // Describe lists the API base for the dev banner (server.Describer).

@@ -41,7 +41,7 @@ const SessionCookie = "mica_session"
 const SessionTTL = 8 * time.Hour
 
 // pageNames are the templates parsed, each with layout.html.
-var pageNames = []string{"login", "dashboard", "certificates", "certificate", "list"}
+var pageNames = []string{"login", "dashboard", "certificates", "certificate", "list", "users", "discovery"}
 
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{}
@@ -81,6 +81,7 @@ func uiUser(ctx context.Context) *inventory.User {
 func (s *Server) mountUI(https chi.Router) {
 	static, _ := fs.Sub(staticFS, "static")
 	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(s.crossOriginDenied)) // audited 403 (ui_throttle.go)
 	https.Route("/ui", func(r chi.Router) {
 		r.Use(s.uiHeaders, cop.Handler, s.session)
 		r.Handle("/static/*", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
@@ -100,6 +101,10 @@ func (s *Server) mountUI(https chi.Router) {
 			r.Post("/discovery", s.uiRequire(s.uiQueueScan, inventory.RoleOperator))
 			r.Get("/audit", s.uiRequire(s.auditPage, inventory.RoleAuditor))
 			r.Get("/users", s.uiRequire(s.usersPage))
+			s.mountUIAdmin(r)
+			s.mountUIKeys(r) // /ui/keys, /ui/compliance (ui_keys.go)
+			// /ui/admin/credentials (ui_admin_credentials.go)
+			s.mountUICredentials(r)
 		})
 	})
 	https.Get("/ui", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusFound) })
@@ -199,6 +204,13 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 var flashes = map[string]string{
 	"revoked": "Certificate revoked.",
 	"queued":  "Discovery job queued; a server replica will run it shortly.",
+
+	"labelled":        "Labels saved.",
+	"scheduled":       "Schedule created; a server replica will queue its scan when it is due.",
+	"schedule-pause":  "Schedule paused.",
+	"schedule-resume": "Schedule resumed.",
+	"schedule-delete": "Schedule deleted.",
+	"user-saved":      "User saved; the user's sessions have ended.",
 }
 
 func redirectDone(w http.ResponseWriter, r *http.Request, path, done string) {

@@ -54,6 +54,9 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 // server-side session and audits the attempt either way.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	name, pw := r.PostFormValue("name"), r.PostFormValue("password")
+	if s.throttledSource(w, r, name) {
+		return
+	}
 	u, err := s.store.User(r.Context(), name)
 	if err != nil && !isNotFound(err) {
 		s.log.Error("login: read user", "err", err)
@@ -61,13 +64,18 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	deny := func(why string) {
-		s.uiAudit(r, inventory.Event{Actor: "user:" + truncate(name, 64), Action: "ui.login", Object: "user:" + truncate(name, 64), Outcome: "denied",
+		s.uiAudit(r, inventory.Event{Actor: "user:" + truncate(name, 64), Action: inventory.ActionLogin, Object: "user:" + truncate(name, 64), Outcome: "denied",
 			Details: []byte(fmt.Sprintf(`{"why":%q}`, why))})
 		s.render(w, r, http.StatusUnauthorized, "login", "Log in", "Wrong user name or password, or the account is locked for a minute.", nil)
 	}
 	if u == nil {
 		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(pw))
 		deny("unknown user")
+		return
+	}
+	if u.DisabledAt != nil {
+		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(pw))
+		deny("disabled")
 		return
 	}
 	if u.LockedUntil != nil && s.now().Before(*u.LockedUntil) {

@@ -3,7 +3,6 @@ package web
 import (
 	"crypto/x509"
 	"encoding/csv"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -17,26 +16,76 @@ import (
 )
 
 type certRow struct {
-	IssuerID, Serial, CommonName, Profile, Owner, NotAfter string
-	State                                                  inventory.State
+	IssuerID, Serial, CommonName, Profile, Owner, Team, NotAfter string
+	State                                                        inventory.State
+}
+
+// sortCol is one sortable column header: a plain link (works without
+// JavaScript, bookmarkable) keeping the other filters, and the aria-sort
+// value announcing the current order.
+type sortCol struct {
+	Label, Href, AriaSort string
 }
 
 type certsData struct {
-	Q                                    url.Values
-	Rows                                 []certRow
-	Total                                int
-	StateNames                           []string
-	NextQuery, CSVQuery, SortExpiryQuery string
+	Q                 url.Values
+	Rows              []certRow
+	Total             int
+	StateNames        []string
+	Cols              []sortCol
+	NextHref, CSVHref string // whole URLs: html/template would escape a bare query
+	Reasons           []string
+	MaxBulk           int
 }
 
 var stateNames = []string{"issued", "expired", "revoked", "superseded", "requested", "failed"}
+
+// tableCols are the certificate table's columns and their sort keys.
+var tableCols = []struct{ Label, Key string }{
+	{"Common name", inventory.SortCN}, {"Serial", inventory.SortSerial}, {"Issuer", inventory.SortIssuer},
+	{"State", inventory.SortState}, {"Expires", inventory.SortExpiry}, {"Profile", inventory.SortProfile},
+	{"Owner", inventory.SortOwner}, {"Team", inventory.SortTeam},
+}
+
+// sortCols builds the header links: a column not sorted on links to its
+// ascending order, the sorted one to the opposite of its current order.
+func sortCols(q url.Values) []sortCol {
+	cur, order := q.Get("sort"), q.Get("order")
+	if cur == "" {
+		cur, order = inventory.SortIssued, inventory.OrderDesc
+	}
+	if order == "" {
+		order = inventory.OrderAsc
+		if cur == inventory.SortIssued {
+			order = inventory.OrderDesc
+		}
+	}
+	out := make([]sortCol, len(tableCols))
+	for i, c := range tableCols {
+		next := cloneWithout(cloneWithout(q, "cursor"), "order")
+		next.Set("sort", c.Key)
+		next.Set("order", inventory.OrderAsc)
+		col := sortCol{Label: c.Label}
+		if c.Key == cur {
+			col.AriaSort = "ascending"
+			if order == inventory.OrderDesc {
+				col.AriaSort = "descending"
+			} else {
+				next.Set("order", inventory.OrderDesc)
+			}
+		}
+		col.Href = "/ui/certificates?" + next.Encode()
+		out[i] = col
+	}
+	return out
+}
 
 // certificatesPage: GET /ui/certificates with the API's filter parameters,
 // so every view is a bookmarkable URL. Empty form fields are ignored.
 func (s *Server) certificatesPage(w http.ResponseWriter, r *http.Request) {
 	q := cleanQuery(r.URL.Query())
 	now := s.now()
-	data := certsData{Q: q, StateNames: stateNames}
+	data := certsData{Q: q, StateNames: stateNames, Cols: sortCols(q), Reasons: revocationReasons(), MaxBulk: MaxBulk}
 	f, err := ParseFilter(q, now)
 	if err != nil {
 		s.render(w, r, http.StatusBadRequest, "certificates", "Certificates", err.Error(), data)
@@ -54,20 +103,16 @@ func (s *Server) certificatesPage(w http.ResponseWriter, r *http.Request) {
 		row := certRow{IssuerID: c.IssuerID, Serial: c.Serial, CommonName: c.CommonName, Profile: c.Profile,
 			NotAfter: c.NotAfter.UTC().Format("2006-01-02"), State: c.EffectiveState(now)}
 		if c.Labels != nil {
-			row.Owner = c.Labels.Owner
+			row.Owner, row.Team = c.Labels.Owner, c.Labels.Team
 		}
 		data.Rows = append(data.Rows, row)
 	}
-	noCursor := cloneWithout(q, "cursor")
 	if page.Next != "" {
 		next := cloneWithout(q, "cursor")
 		next.Set("cursor", page.Next)
-		data.NextQuery = next.Encode()
+		data.NextHref = "/ui/certificates?" + next.Encode()
 	}
-	data.CSVQuery = noCursor.Encode()
-	sorted := cloneWithout(q, "cursor")
-	sorted.Set("sort", "expiry")
-	data.SortExpiryQuery = sorted.Encode()
+	data.CSVHref = "/ui/certificates.csv?" + cloneWithout(q, "cursor").Encode()
 	s.render(w, r, http.StatusOK, "certificates", "Certificates", "", data)
 }
 
@@ -137,6 +182,9 @@ type certData struct {
 	Events        []inventory.Event
 	Revocable     bool
 	Reasons       []string
+	TagText       string // the tags as the label form shows them
+	F             certFields
+	RenewedBy     []certLink // the successor, resolved across issuers
 }
 
 // certificatePage: GET /ui/certificates/{issuer}/{serial}[.pem]
@@ -149,36 +197,28 @@ func (s *Server) certificatePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantPEM {
-		if len(c.DER) == 0 {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/pem-certificate-chain")
-		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.pem"`, c.Serial))
-		_ = pem.Encode(w, &pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
+		s.writePEMChain(w, r, c)
 		return
 	}
 	d := certData{C: c, State: c.EffectiveState(s.now())}
 	if x, err := x509.ParseCertificate(c.DER); err == nil {
 		d.X = x
-		for _, u := range x.ExtKeyUsage {
-			d.EKU = append(d.EKU, ekuName(u))
-		}
+		d.F = decodeFields(x)
+		d.EKU = d.F.EKU
 	}
-	if iss, err := s.store.Issuers(r.Context()); err == nil {
+	iss, err := s.store.Issuers(r.Context())
+	if err == nil {
 		d.Chain = chainOf(iss, c.IssuerID)
 	}
+	d.RenewedBy = s.successorLinks(r.Context(), c, iss)
 	if c.FingerprintSHA256 != "" {
 		d.Installations, _ = s.store.Installations(r.Context(), c.FingerprintSHA256)
 	}
 	d.Events, _ = s.store.Events(r.Context(), inventory.EventFilter{Object: "cert:" + c.IssuerID + "/" + c.Serial, Limit: 100})
 	d.Revocable = c.State == inventory.StateIssued || c.State == inventory.StateSuperseded
-	for k := range ca.RevocationReasons {
-		d.Reasons = append(d.Reasons, k)
-	}
-	slices.Sort(d.Reasons)
-	if i := slices.Index(d.Reasons, "unspecified"); i > 0 {
-		d.Reasons = append([]string{"unspecified"}, slices.Delete(d.Reasons, i, i+1)...)
+	d.Reasons = revocationReasons()
+	if c.Labels != nil {
+		d.TagText = strings.Join(c.Labels.Tags, " ")
 	}
 	s.render(w, r, http.StatusOK, "certificate", c.CommonName, "", d)
 }
@@ -194,6 +234,19 @@ func (s *Server) uiRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirectDone(w, r, "/ui/certificates/"+url.PathEscape(issuer)+"/"+url.PathEscape(serial), "revoked")
+}
+
+// revocationReasons lists ca's reason names, "unspecified" first.
+func revocationReasons() []string {
+	var out []string
+	for k := range ca.RevocationReasons {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	if i := slices.Index(out, "unspecified"); i > 0 {
+		out = append([]string{"unspecified"}, slices.Delete(out, i, i+1)...)
+	}
+	return out
 }
 
 // chainOf names the issuer and its parents up to the root.

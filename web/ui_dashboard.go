@@ -24,7 +24,8 @@ type dashData struct {
 	Weak     int
 	External string
 	Chart    template.HTML
-	Issuers  []inventory.Issuer
+	Issuers  []issuerView // with key rotation, CRL and OCSP freshness
+	Pools    []inventory.PoolLevel
 }
 
 // dashboard: GET /ui/. Readers see the inventory summary; an auditor, who
@@ -64,7 +65,13 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("dashboard chart", "err", err)
 	}
 	d.Chart = barChart(days, now)
-	d.Issuers, _ = s.store.Issuers(ctx)
+	if d.Issuers, err = s.issuerViews(ctx, now); err != nil {
+		s.log.Error("dashboard issuers", "err", err)
+	}
+	s.addFreshness(ctx, d.Issuers, now)
+	if d.Pools, err = s.store.ESTPoolLevels(ctx); err != nil {
+		s.log.Error("dashboard key pools", "err", err)
+	}
 	s.render(w, r, http.StatusOK, "dashboard", "Dashboard", "", d)
 }
 

@@ -63,7 +63,7 @@ func newUI(t *testing.T) *uiEnv {
 		}
 	}
 	r := chi.NewRouter()
-	web.New(s, &fakeRevoker{store: s}, slog.New(slog.DiscardHandler)).Mount(r, chi.NewRouter())
+	web.New(s, &fakeRevoker{store: s}, slog.New(slog.DiscardHandler)).WithJobChecker(loopbackOnly).Mount(r, chi.NewRouter())
 	e.srv = httptest.NewTLSServer(r)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -119,8 +119,12 @@ func TestUILoginPagesAndRevoke(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("login = %d", code)
 	}
+	if err := e.store.PutESTPoolKeys(context.Background(), "iot-pool", "EC-P256", [][]byte{{1}, {2}, {3}}); err != nil {
+		t.Fatal(err)
+	}
 	code, body, _ = get(t, op, e.srv.URL+"/ui/")
-	if code != 200 || !strings.Contains(body, "Certificates by state") || !strings.Contains(body, "<svg") {
+	if code != 200 || !strings.Contains(body, "Certificates by state") || !strings.Contains(body, "<svg") ||
+		!strings.Contains(body, "<td>iot-pool</td><td>EC-P256</td><td>3</td>") {
 		t.Errorf("dashboard = %d", code)
 	}
 	code, body, _ = get(t, op, e.srv.URL+"/ui/certificates?q=alpha&state=issued&owner=")

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mica-pki/mica/acme"
 	"github.com/mica-pki/mica/config"
+	"github.com/mica-pki/mica/inventory"
 )
 
 // acmeFlags are the per-run ACME validation overrides of serve and dev,
@@ -105,12 +107,8 @@ func runACMEEABCreate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	profiles := cfg.ACME.Profiles
-	if len(profiles) == 0 {
-		profiles = acme.DefaultProfiles()
-	}
-	if _, ok := profiles[*profile]; !ok {
-		return usageErrorf("no ACME profile %q in the configuration", *profile)
+	if err := acme.CheckEABProfile(cfg.ACME.Profiles, *profile); err != nil {
+		return usageErrorf("%s", strings.TrimPrefix(err.Error(), inventory.ErrInvalid.Error()+": "))
 	}
 	secret, err := checkedSecret(e, cfg.Keys.Secret, "keys.secret_file/secret_env")
 	if err != nil {
@@ -121,7 +119,8 @@ func runACMEEABCreate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	kid, key, err := acme.CreateEABKey(ctx, st, secret.Bytes(), *profile, actor(), source())
+	admin := &acme.EABAdmin{Store: st, Secret: secret.Bytes(), Profiles: cfg.ACME.Profiles}
+	kid, key, err := admin.CreateEABKey(ctx, *profile, inventory.Event{Actor: actor(), Protocol: "cli", Source: source(), Outcome: "ok"})
 	if err != nil {
 		return &cliError{code: exitUnavailable, msg: "cannot create the EAB key", err: err}
 	}

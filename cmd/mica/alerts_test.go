@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/mica-pki/mica/alerts"
+	"github.com/mica-pki/mica/ca"
+	"github.com/mica-pki/mica/config"
 )
 
 // TestServeWebhookAlerts: a real 'mica dev' configured with an alerts
@@ -72,4 +76,125 @@ func TestServeWebhookAlerts(t *testing.T) {
 	if strings.Contains(d.stdout+d.stderr.String(), secret) {
 		t.Error("the webhook secret appeared in mica's output")
 	}
+}
+
+// TestAlertEngineAnomalyConfig: the anomaly settings reach the engine,
+// and one naming a profile that does not exist, or a bad time window,
+// stops serve with a configuration error rather than silently watching
+// nothing.
+func TestAlertEngineAnomalyConfig(t *testing.T) {
+	t.Parallel()
+	e := &env{getenv: func(k string) string { return map[string]string{"HOOK": "s3cret"}[k] }}
+	base := config.Alerts{Webhooks: []config.AlertWebhook{{URL: "https://hooks.test/x", SecretEnv: "HOOK"}}}
+	profiles := map[string]ca.Profile{"device": {}, "server": {}}
+	cases := []struct {
+		name    string
+		edit    func(a *config.Alerts)
+		wantErr string
+	}{
+		{"valid", func(a *config.Alerts) {
+			a.EnrollmentHours = map[string]config.AlertHours{"device": {Hours: "08-18", Days: "mon-fri", TZ: "Europe/Berlin"}}
+			a.KnownNetworks = map[string][]string{"*": {"10.0.0.0/8"}}
+		}, ""},
+		{"unknown profile", func(a *config.Alerts) {
+			a.EnrollmentHours = map[string]config.AlertHours{"printer": {Hours: "08-18"}}
+		}, "alerts.enrollment_hours.printer: no such profile"},
+		{"bad zone", func(a *config.Alerts) {
+			a.KeyHours = map[string]config.AlertHours{"issuing-1": {Hours: "08-18", TZ: "Nowhere/City"}}
+		}, "alerts.key_hours.issuing-1"},
+		{"bad CIDR", func(a *config.Alerts) {
+			a.KnownNetworks = map[string][]string{"device": {"10.0.0.0/33"}}
+		}, "alerts.known_networks.device[0]"},
+	}
+	for _, tc := range cases {
+		a := base
+		tc.edit(&a)
+		eng, err := alertEngine(e, &engine{cfg: &config.Config{Alerts: a, Profiles: profiles}})
+		var ce *cliError
+		switch {
+		case tc.wantErr == "" && (err != nil || eng == nil):
+			t.Errorf("%s: alertEngine = %v, %v; want an engine", tc.name, eng, err)
+		case tc.wantErr != "" && (!errors.As(err, &ce) || ce.code != exitConfig || !strings.Contains(ce.msg, tc.wantErr)):
+			t.Errorf("%s: alertEngine error = %v, want a configuration error containing %q", tc.name, err, tc.wantErr)
+		}
+	}
+}
+
+// TestAlertEngineKeyLife: serve's alert engine gets the key policy. On a
+// fresh CA whose rotation warning (400d) exceeds the issuing key's
+// cryptoperiod (1y) and with no verified backup, one evaluation delivers
+// a signed key_rotation_due alert for the issuing key and a
+// backup_overdue alert; a second engine (a restart) sends nothing.
+func TestAlertEngineKeyLife(t *testing.T) {
+	t.Parallel()
+	c := newSoftCA(t, "--root-id", "root", "--issuing-id", "issuing")
+	ctx := context.Background()
+	cfg, err := config.Load(config.Path(c.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "keylife-" + newSecret(t)
+	got := make(chan alerts.Alert, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var a alerts.Alert
+		if !alerts.Verify([]byte(secret), body, r.Header.Get(alerts.HeaderSignature)) || json.Unmarshal(body, &a) != nil {
+			t.Errorf("bad delivery %s", body)
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		got <- a
+	}))
+	defer srv.Close()
+	cfg.KeyPolicy.RotationWarning = config.Duration(400 * config.Day)
+	cfg.Alerts = config.Alerts{Webhooks: []config.AlertWebhook{{URL: srv.URL, SecretEnv: "HOOK"}}}
+	e := &env{getenv: func(k string) string { return map[string]string{"HOOK": secret}[k] }}
+	g, err := openEngine(ctx, e, cfg, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for round := range 2 {
+		eng, err := alertEngine(e, g)
+		if err != nil || eng == nil {
+			t.Fatalf("alertEngine = %v, %v", eng, err)
+		}
+		sent, err := eng.Evaluate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]alerts.Alert{}
+		for _, a := range sent {
+			kinds[a.Kind] = a
+		}
+		if round == 1 {
+			if len(sent) != 0 {
+				t.Errorf("second engine sent %+v, want nothing (de-duplicated in the store)", sent)
+			}
+			continue
+		}
+		rot, ok := kinds[alerts.KindKeyRotationDue]
+		if !ok || !slicesContainKey(rot.Items, "issuing") {
+			t.Errorf("key_rotation_due = %+v, want the issuing key", rot)
+		}
+		if b, ok := kinds[alerts.KindBackupOverdue]; !ok || b.Count != 1 || b.Items[0].Subject != "backup:never" {
+			t.Errorf("backup_overdue = %+v, want one backup:never", b)
+		}
+		for range len(sent) {
+			select {
+			case <-got:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the receiver did not get every alert")
+			}
+		}
+	}
+}
+
+func slicesContainKey(items []alerts.Item, id string) bool {
+	for _, it := range items {
+		if it.KeyID == id {
+			return true
+		}
+	}
+	return false
 }

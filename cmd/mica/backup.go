@@ -25,7 +25,8 @@ import (
 // A backup is an age-encrypted, gzip-compressed tar of:
 //
 //	manifest.json   what is inside, with SHA-256 of every file
-//	mica.db         VACUUM INTO snapshot of the SQLite inventory
+//	mica.db         VACUUM INTO snapshot of the SQLite inventory, or
+//	mica.pgdump     pg_dump of the PostgreSQL store's schema (backuppg.go)
 //	mica.yaml       the configuration (never holds a secret)
 //	keys/*.key      softkms key files (already passphrase-encrypted)
 //	*.pem           the CA certificates init wrote
@@ -52,6 +53,11 @@ type manifest struct {
 	Files         map[string]string `json:"files"` // archive path → hex SHA-256
 	KeyBackend    string            `json:"key_backend"`
 	HSMKeys       []hsmKeyRef       `json:"hsm_keys,omitempty"`
+	// Database is "postgres" when the inventory travels as a pg_dump
+	// (mica.pgdump) of schema PGSchema instead of a SQLite snapshot.
+	Database     string   `json:"database,omitempty"`
+	PGSchema     string   `json:"pg_schema,omitempty"`
+	PGExtensions []string `json:"pg_extensions,omitempty"` // name@schema, created before the restore
 }
 
 // hsmKeyRef is a key the backup cannot carry: where it is and what its

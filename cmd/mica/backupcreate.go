@@ -69,15 +69,24 @@ func writeBackup(ctx context.Context, cfg *config.Config, cfgPath string, st *in
 	defer os.RemoveAll(scratch)
 	m := &manifest{Format: 1, Created: start.UTC(), Host: source(), DataDir: cfg.DataDir, KeyBackend: cfg.Keys.Backend, Files: map[string]string{}}
 	files := map[string]string{} // archive path → file on disk
-	if err := st.Snapshot(ctx, filepath.Join(scratch, backupDBName)); errors.Is(err, inventory.ErrNeedsPGDump) {
-		return nil, 0, &cliError{code: exitConfig, msg: "the inventory is on PostgreSQL: back it up with pg_dump (see docs/keys.md) and run backup create for the configuration and keys alongside; " +
-			"this backup does not contain the database"}
-	} else if err != nil {
+	switch err := st.Snapshot(ctx, filepath.Join(scratch, backupDBName)); {
+	case errors.Is(err, inventory.ErrNeedsPGDump):
+		// PostgreSQL: pg_dump of one exported snapshot, counted in that
+		// same snapshot (backuppg.go).
+		dump := filepath.Join(scratch, backupPGDumpName)
+		info, err := pgDump(ctx, cfg.Database, dump)
+		if err != nil {
+			return nil, 0, err
+		}
+		m.Database, m.Counts, m.PGSchema, m.PGExtensions = "postgres", info.Counts, info.Schema, info.Extensions
+		files[backupPGDumpName] = dump
+	case err != nil:
 		return nil, 0, err
-	}
-	files[backupDBName] = filepath.Join(scratch, backupDBName)
-	if m.Counts, err = st.TableCounts(ctx); err != nil {
-		return nil, 0, err
+	default:
+		files[backupDBName] = filepath.Join(scratch, backupDBName)
+		if m.Counts, err = st.TableCounts(ctx); err != nil {
+			return nil, 0, err
+		}
 	}
 	if m.SchemaVersion, err = st.SchemaVersion(ctx); err != nil {
 		return nil, 0, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mica-pki/mica/alerts"
 	"github.com/mica-pki/mica/config"
 	"github.com/mica-pki/mica/inventory"
 )
@@ -22,7 +23,9 @@ func lastEvent(ctx context.Context, st *inventory.Store, action string) (time.Ti
 	return evs[0].Time, nil
 }
 
-// backups runs the scheduled backup and the verified-backup alert, from
+// backups runs the scheduled backup and the verified-backup record (one
+// backup.overdue audit event and log line per overdue period; the webhook
+// alert is the alert engine's backup_overdue kind), from
 // the key job's tick (so under its job lock: one replica backs up).
 func (j *keyJobs) backups(ctx context.Context, now time.Time) error {
 	pol := j.g.cfg.KeyPolicy.Backup
@@ -37,7 +40,7 @@ func (j *keyJobs) backups(ctx context.Context, now time.Time) error {
 			}
 		}
 	}
-	verified, err := lastEvent(ctx, j.g.store, "backup.verify")
+	verified, err := alerts.LastVerifiedBackup(ctx, j.g.store)
 	if err != nil {
 		return err
 	}
@@ -46,20 +49,32 @@ func (j *keyJobs) backups(ctx context.Context, now time.Time) error {
 		age = time.Duration(1<<63 - 1)
 	}
 	j.verifiedAge.Set(age.Seconds())
-	if age > pol.MaxVerifiedAge() && !j.alerted["backup"] {
-		j.alerted["backup"] = true
-		when := "never"
-		if !verified.IsZero() {
-			when = verified.UTC().Format(time.RFC3339)
+	if age <= pol.MaxVerifiedAge() {
+		return nil
+	}
+	when := "never"
+	if !verified.IsZero() {
+		when = verified.UTC().Format(time.RFC3339)
+	}
+	// One event per overdue period (per last verified backup), however
+	// many restarts and replicas see it: the audit log remembers.
+	evs, err := j.g.store.Events(ctx, inventory.EventFilter{Action: "backup.overdue", Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(evs) > 0 {
+		var d struct {
+			LastVerified string `json:"last_verified"`
 		}
-		j.log.Warn("the last verified backup is older than policy; run 'mica backup verify FILE --data DIR'", "last_verified", when, "max_age", pol.MaxVerifiedAge())
-		details, _ := json.Marshal(map[string]any{"last_verified": when, "max_age": pol.MaxVerifiedAge().String()})
-		if _, err := j.g.store.AppendEvent(ctx, inventory.Event{Actor: "mica", Action: "backup.overdue", Protocol: "system",
-			Source: source(), Object: "backup", Outcome: "ok", Details: details}); err != nil {
-			return err
+		if json.Unmarshal(evs[0].Details, &d) == nil && d.LastVerified == when {
+			return nil
 		}
 	}
-	return nil
+	j.log.Warn("the last verified backup is older than policy; run 'mica backup verify FILE --data DIR'", "last_verified", when, "max_age", pol.MaxVerifiedAge())
+	details, _ := json.Marshal(map[string]any{"last_verified": when, "max_age": pol.MaxVerifiedAge().String()})
+	_, err = j.g.store.AppendEvent(ctx, inventory.Event{Actor: "mica", Action: "backup.overdue", Protocol: "system",
+		Source: source(), Object: "backup", Outcome: "ok", Details: details})
+	return err
 }
 
 // scheduledBackup writes one backup into the policy directory and

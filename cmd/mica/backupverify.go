@@ -14,11 +14,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/mica-pki/mica/ca"
+	"github.com/mica-pki/mica/config"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -29,6 +31,7 @@ func runBackupVerify(ctx context.Context, e *env, args []string) error {
 	identity := c.fs.String("identity", "", "age identity `FILE` (AGE-SECRET-KEY-1…)")
 	passFile := c.fs.String("passphrase-file", "", "the backup's passphrase in `FILE`")
 	keep := c.fs.Bool("keep", false, "keep the scratch directory and print its path")
+	scratchDB := c.fs.String("scratch-database", "", "PostgreSQL backups: `DSN` of a server where the drill may create (and drops) a scratch database; default the backed-up configuration's")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -55,6 +58,23 @@ func runBackupVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := c.logger(cfg, false)
+	if m.Database == "postgres" {
+		admin := *scratchDB
+		if admin == "" {
+			admin = cfg.Database
+		}
+		t, err := parsePGTarget(admin)
+		if err != nil {
+			return err
+		}
+		dsn, drop, err := pgScratch(ctx, t, m.PGSchema, m.PGExtensions, filepath.Join(dir, backupPGDumpName))
+		if err != nil {
+			return err
+		}
+		defer drop()
+		cfg.Database = dsn
+		fmt.Fprintf(e.stdout, "ok  pg_dump of schema %s restored into a scratch database\n", m.PGSchema)
+	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -200,6 +220,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	c := newFlags(e, "restore", "FILE --data DIR (--identity FILE | --passphrase-file FILE)")
 	identity := c.fs.String("identity", "", "age identity `FILE` (AGE-SECRET-KEY-1…)")
 	passFile := c.fs.String("passphrase-file", "", "the backup's passphrase in `FILE`")
+	database := c.fs.String("database", "", "PostgreSQL backups: the `DSN` to restore the inventory into (its schema must be absent or empty)")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -221,6 +242,18 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// A restore that fails leaves the directory empty again, so it can be
+	// retried there.
+	restored := false
+	defer func() {
+		if restored {
+			return
+		}
+		ents, _ := os.ReadDir(dir)
+		for _, ent := range ents {
+			_ = os.RemoveAll(filepath.Join(dir, ent.Name()))
+		}
+	}()
 	m, err := openBackup(pos[0], *identity, *passFile, dir)
 	if err != nil {
 		return err
@@ -230,6 +263,27 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	c.logger(cfg, false)
+	switch {
+	case m.Database == "postgres" && *database == "":
+		return usageErrorf("this backup holds a PostgreSQL inventory: give --database DSN to restore it into")
+	case m.Database == "postgres":
+		t, err := parsePGTarget(*database)
+		if err != nil {
+			return err
+		}
+		t = t.withDatabase(strings.TrimPrefix(t.dsn.Path, "/"), m.PGSchema)
+		dump := filepath.Join(dir, backupPGDumpName)
+		if err := pgRestore(ctx, t, m.PGSchema, m.PGExtensions, dump); err != nil {
+			return err
+		}
+		_ = os.Remove(dump)
+		cfg.Database = t.dsn.String()
+		if err := cfg.Write(filepath.Join(dir, config.FileName)); err != nil {
+			return err
+		}
+	case *database != "":
+		return usageErrorf("--database is for PostgreSQL backups; this one holds a SQLite inventory")
+	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -249,6 +303,7 @@ func runRestore(ctx context.Context, e *env, args []string) error {
 		Object: "backup:" + filepath.Base(pos[0]), Outcome: "ok"}); err != nil {
 		return err
 	}
+	restored = true
 	fmt.Fprintf(e.stdout, "restored into %s in %s; start it with 'mica serve --data %s'\n", dir, time.Since(start).Round(time.Millisecond), dir)
 	return nil
 }

@@ -62,28 +62,22 @@ func runESTTokenCreate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, ok := estConfig(cfg).Labels[*label]
-	if !ok {
-		return usageErrorf("no EST label %q in the configuration", *label)
-	}
-	if !l.Tokens {
-		return usageErrorf("EST label %q does not accept tokens (est.labels.%s.tokens)", *label, *label)
-	}
 	var list []string
 	if *names != "" {
 		list = strings.Split(*names, ",")
 	}
-	tok, cred, err := enroll.NewToken(*label, d, list, time.Now())
-	if err != nil {
-		return usageErrorf("%v", err)
+	estCfg := estConfig(cfg)
+	if err := enroll.CheckTokenRequest(estCfg, *label, list, d); err != nil {
+		return usageErrorf("%s", strings.TrimPrefix(err.Error(), inventory.ErrInvalid.Error()+": "))
 	}
-	tok.CreatedBy = actor()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := st.CreateESTToken(ctx, tok, inventory.Event{Actor: actor(), Protocol: "cli", Source: source(), Outcome: "ok"}); err != nil {
+	admin := &enroll.TokenAdmin{Store: st, Config: estCfg}
+	tok, cred, err := admin.CreateToken(ctx, *label, list, d, inventory.Event{Actor: actor(), Protocol: "cli", Source: source(), Outcome: "ok"})
+	if err != nil {
 		return &cliError{code: exitUnavailable, msg: "cannot store the token", err: err}
 	}
 	fmt.Fprintf(e.stdout, "EST enrollment token for label %s, valid until %s, usable once", *label, tok.ExpiresAt.UTC().Format(time.RFC3339))

@@ -9,12 +9,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mica-pki/mica/alerts"
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/inventory"
 )
 
-// keyJobs is the server's key-lifecycle loop: the rotation-due alert
-// (audit event, log line and the mica_key_rotation_due_seconds gauge),
+// keyJobs is the server's key-lifecycle loop: the rotation-due record
+// (one audit event and log line per key and due date, and the
+// mica_key_rotation_due_seconds gauge; the webhook alert is the alert
+// engine's key_rotation_due kind),
 // automatic rotation of the issuing CA when its root is online, and the
 // retirement of superseded issuers whose last certificate has expired,
 // and scheduled backups with the verified-backup alert (backupjob.go).
@@ -27,11 +30,10 @@ type keyJobs struct {
 	due *prometheus.GaugeVec
 	// verifiedAge is how old the last verified backup is.
 	verifiedAge prometheus.Gauge
-	alerted     map[string]bool // keys (and "backup") alerted by this process; the audit log keeps the rest
 }
 
 func newKeyJobs(e *env, g *engine) *keyJobs {
-	j := &keyJobs{e: e, g: g, log: g.log, now: time.Now, alerted: map[string]bool{},
+	j := &keyJobs{e: e, g: g, log: g.log, now: time.Now,
 		due: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mica_key_rotation_due_seconds",
 			Help: "Seconds until an active key's cryptoperiod ends (negative: overdue), per key.",
@@ -75,6 +77,11 @@ func (j *keyJobs) tick(ctx context.Context) error {
 	defer release()
 	now := j.now()
 	who := ca.Actor{Name: "mica", Protocol: "system", Source: source()}
+	// Keys that appeared since start (the EST pool-sealing key made on
+	// first use, new EAB keys, their first use) reach the inventory here.
+	if err := syncAllKeys(ctx, j.g.store, j.g.keys, j.g.cfg, j.e.getenv, who); err != nil {
+		return err
+	}
 	if _, err := ca.RetireIssuers(ctx, j.g.store, now, who); err != nil {
 		return err
 	}
@@ -85,7 +92,7 @@ func (j *keyJobs) tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	warn := j.g.cfg.KeyPolicy.Warning()
+	kl := keyLifeAlerts(j.g.cfg.KeyPolicy)
 	for _, k := range keys {
 		if k.RotationDue == nil || k.Status != inventory.KeyActive {
 			j.due.DeleteLabelValues(k.ID, k.Class)
@@ -93,17 +100,13 @@ func (j *keyJobs) tick(ctx context.Context) error {
 		}
 		left := k.RotationDue.Sub(now)
 		j.due.WithLabelValues(k.ID, k.Class).Set(left.Seconds())
-		if left > warn {
-			continue
-		}
-		if !j.alerted[k.ID] {
-			j.alerted[k.ID] = true
-			j.log.Warn("key rotation due", "key", k.ID, "class", k.Class, "due", k.RotationDue.UTC().Format(time.RFC3339))
-			details, _ := json.Marshal(map[string]any{"class": k.Class, "due": k.RotationDue, "seconds_left": int64(left.Seconds())})
-			if _, err := j.g.store.AppendEvent(ctx, inventory.Event{Actor: "mica", Action: "key.rotation_due", Protocol: "system",
-				Source: source(), Object: "key:" + k.ID, Outcome: "ok", Details: details}); err != nil {
+		if alerts.RotationDue(k, now, kl.RotationWarning, kl.SelfRotating[k.Class]) {
+			if err := j.rotationDue(ctx, k, left); err != nil {
 				return err
 			}
+		}
+		if left > kl.RotationWarning {
+			continue
 		}
 		if k.Class == ca.KeyClassIssuing && j.g.cfg.KeyPolicy.AutoRotate {
 			if err := j.autoRotate(ctx, k, keys, now, who); err != nil {
@@ -112,6 +115,30 @@ func (j *keyJobs) tick(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rotationDue writes the key.rotation_due audit event and log line once
+// per key and due date: the audit log itself says whether it was written
+// (by this process, an earlier one or another replica; the caller holds
+// the job lock), so restarts do not repeat it.
+func (j *keyJobs) rotationDue(ctx context.Context, k inventory.Key, left time.Duration) error {
+	evs, err := j.g.store.Events(ctx, inventory.EventFilter{Action: "key.rotation_due", Object: "key:" + k.ID, Limit: 100})
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		var d struct {
+			Due time.Time `json:"due"`
+		}
+		if json.Unmarshal(ev.Details, &d) == nil && d.Due.Equal(*k.RotationDue) {
+			return nil
+		}
+	}
+	j.log.Warn("key rotation due", "key", k.ID, "class", k.Class, "due", k.RotationDue.UTC().Format(time.RFC3339))
+	details, _ := json.Marshal(map[string]any{"class": k.Class, "due": k.RotationDue, "seconds_left": int64(left.Seconds())})
+	_, err = j.g.store.AppendEvent(ctx, inventory.Event{Actor: "mica", Action: "key.rotation_due", Protocol: "system",
+		Source: source(), Object: "key:" + k.ID, Outcome: "ok", Details: details})
+	return err
 }
 
 // autoRotate schedules the successor of issuing key k to take over at its
@@ -141,7 +168,19 @@ func (j *keyJobs) autoRotate(ctx context.Context, k inventory.Key, keys []invent
 	if err != nil {
 		return err
 	}
-	j.log.Warn("issuing CA rotated automatically; restart the servers after the activation time to issue with it",
+	j.log.Warn("issuing CA rotated automatically; every replica switches new issuance to it at the activation time",
 		"new", res.Issuer.ID, "replaces", k.ID, "activates", at.UTC().Format(time.RFC3339))
+	// This replica learns the schedule at once; the others at their next
+	// issuer watch tick (a minute), well before a due date weeks ahead.
+	if m, ok := j.g.keys.(*ca.MeteredKeys); ok {
+		if err := m.Refresh(ctx); err != nil {
+			return err
+		}
+	}
+	if j.g.ca != nil {
+		if err := j.g.ca.Reload(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -19,7 +19,7 @@ import (
 // TestKeyJobsAlertAndAutoRotate runs the server's key job in process with
 // an injected clock ten days before the issuing key's rotation is due:
 // the gauge shows the time left, one key.rotation_due event is written
-// (not one per tick), and with auto_rotate and an online root a successor
+// (not one per tick, nor one per restart), and with auto_rotate and an online root a successor
 // is scheduled to take over exactly at the due date. The same tick runs
 // scheduled backups with retention and the never-verified-backup alert.
 func TestKeyJobsAlertAndAutoRotate(t *testing.T) {
@@ -87,6 +87,21 @@ func TestKeyJobsAlertAndAutoRotate(t *testing.T) {
 	evs, err := g.store.Events(ctx, inventory.EventFilter{Action: "key.rotation_due"})
 	if err != nil || len(evs) != 1 || evs[0].Object != "key:issuing" {
 		t.Errorf("rotation_due events = %+v, %v; want one for key:issuing", evs, err)
+	}
+	// A restart (or another replica taking the job lock) is a new
+	// keyJobs with no memory: the audit log says both events exist for
+	// this due date and this never-verified period, so neither repeats.
+	g.registry = prometheus.NewRegistry()
+	restarted := newKeyJobs(e, g)
+	restarted.now = func() time.Time { return due.Add(-9 * 24 * time.Hour) }
+	if err := restarted.tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := g.store.Events(ctx, inventory.EventFilter{Action: "key.rotation_due", Object: "key:issuing"}); len(evs) != 1 {
+		t.Errorf("after a restart, rotation_due events for key:issuing = %d, want still 1", len(evs))
+	}
+	if evs, _ := g.store.Events(ctx, inventory.EventFilter{Action: "backup.overdue"}); len(evs) != 1 {
+		t.Errorf("after a restart, backup.overdue events = %d, want still 1", len(evs))
 	}
 	issuers, err := g.store.Issuers(ctx)
 	if err != nil {

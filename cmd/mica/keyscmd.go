@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // refuses to sign. Counts are flushed every 30 s and when the engine
 // closes.
 func meterKeys(ctx context.Context, st *inventory.Store, b hsm.Backend, cfg *config.Config, log *slog.Logger) (hsm.Backend, error) {
-	if _, err := ca.SyncKeys(ctx, st, b, cfg.KeyPolicy.CA(), ca.Actor{Name: "mica", Protocol: "system", Source: source()}); err != nil {
+	if err := syncAllKeys(ctx, st, b, cfg, os.Getenv, ca.Actor{Name: "mica", Protocol: "system", Source: source()}); err != nil {
 		return nil, err
 	}
 	m, err := ca.NewMeteredKeys(ctx, b, st, ca.MeterOptions{Logger: log})
@@ -27,6 +28,31 @@ func meterKeys(ctx context.Context, st *inventory.Store, b hsm.Backend, cfg *con
 		return nil, err
 	}
 	return m, nil
+}
+
+// syncAllKeys registers every key the inventory does not list yet: issuer
+// keys, the EST pool-sealing key and ACME EAB keys (ca.SyncKeys), and the
+// webhook HMAC secrets of the alerts configuration (by source, never by
+// value; a secret that cannot be read is registered with size 0 and the
+// alert engine reports the read error itself).
+func syncAllKeys(ctx context.Context, st *inventory.Store, b hsm.Backend, cfg *config.Config, getenv func(string) string, who ca.Actor) error {
+	pol := cfg.KeyPolicy.CA()
+	if _, err := ca.SyncKeys(ctx, st, b, pol, who); err != nil {
+		return err
+	}
+	var secrets []ca.SecretKey
+	for i, w := range cfg.Alerts.Webhooks {
+		src := "env:" + w.SecretEnv
+		if w.SecretFile != "" {
+			src = "file:" + w.SecretFile
+		}
+		bits := 0
+		if sec, err := w.Secret(getenv); err == nil {
+			bits = 8 * len(sec)
+		}
+		secrets = append(secrets, ca.SecretKey{ID: fmt.Sprintf("webhook-%d", i+1), Class: ca.KeyClassWebhookHMAC, Source: src, Bits: bits})
+	}
+	return ca.RegisterSecrets(ctx, st, secrets, pol, who)
 }
 
 // cliActor is the audit identity of the person at the terminal.
@@ -70,10 +96,12 @@ func runKeysList(ctx context.Context, e *env, args []string) error {
 		return enc.Encode(views)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCLASS\tSTATUS\tALGORITHM\tBACKEND\tSIGNATURES\tLAST USED\tROTATION DUE\tPROTECTION\tURI")
+	// Dates only (UTC): --json has the full timestamps.
+	fmt.Fprintln(tw, "ID\tCLASS\tSTATUS\tALGORITHM\tBACKEND\tCREATED\tUSES\tFIRST USED\tLAST USED\tCRYPTOPERIOD\tROTATION DUE\tPROTECTION\tURI")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", v.ID, v.Class, v.Status, v.Algorithm, v.Backend,
-			v.Signatures, fmtTimePtr(v.LastUsed), fmtTimePtr(v.RotationDue), protectionSummary(v.Protection), orDash(v.URI))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Class, v.Status, v.Algorithm, v.Backend,
+			fmtDatePtr(&v.Created), usesSummary(v.Key), fmtDatePtr(v.FirstUsed), fmtDatePtr(v.LastUsed), fmtPeriod(v.Cryptoperiod),
+			fmtDatePtr(v.RotationDue), protectionSummary(v.Protection), orDash(v.URI))
 	}
 	return tw.Flush()
 }
@@ -98,18 +126,35 @@ func syncedStore(ctx context.Context, c *common) (*inventory.Store, *config.Conf
 	} else {
 		defer b.Close()
 	}
-	if _, err := ca.SyncKeys(ctx, st, b, cfg.KeyPolicy.CA(), ca.Actor{Name: "mica", Protocol: "system", Source: source()}); err != nil {
+	if err := syncAllKeys(ctx, st, b, cfg, c.e.getenv, ca.Actor{Name: "mica", Protocol: "system", Source: source()}); err != nil {
 		st.Close()
 		return nil, nil, err
 	}
 	return st, cfg, nil
 }
 
-func fmtTimePtr(t *time.Time) string {
-	if t == nil {
+// fmtDatePtr writes a date as 2006-01-02 (UTC), "-" for none.
+func fmtDatePtr(t *time.Time) string {
+	if t == nil || t.IsZero() {
 		return "-"
 	}
-	return t.UTC().Format(time.RFC3339)
+	return t.UTC().Format("2006-01-02")
+}
+
+// usesSummary is the use count, or says that the key is not metered.
+func usesSummary(k inventory.Key) string {
+	if k.Metering == inventory.MeteringNone {
+		return "not metered"
+	}
+	return fmt.Sprint(k.Signatures)
+}
+
+// fmtPeriod prints a cryptoperiod in days.
+func fmtPeriod(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%dd", int64(d/(24*time.Hour)))
 }
 
 func orDash(s string) string {
@@ -158,7 +203,8 @@ func runKeysRetire(ctx context.Context, e *env, args []string) error {
 }
 
 // runKeysDestroy deletes a retired key's private key object from its
-// backend. The public key and every certificate stay in the store.
+// backend once its class's retention period (key_policy.retention) has
+// passed. The public key and every certificate stay in the store.
 func runKeysDestroy(ctx context.Context, e *env, args []string) error {
 	c := newFlags(e, "keys destroy", "ID --confirm")
 	confirm := c.fs.Bool("confirm", false, "really destroy the private key (irreversible)")
@@ -175,6 +221,9 @@ func runKeysDestroy(ctx context.Context, e *env, args []string) error {
 	cfg, err := c.load()
 	if err != nil {
 		return err
+	}
+	if err := cfg.KeyPolicy.CheckRetention(); err != nil {
+		return configErrorf("%v", err)
 	}
 	log := c.logger(cfg, false)
 	// Not openEngine: a CA may not be buildable once its keys are retired,
@@ -199,7 +248,7 @@ func runKeysDestroy(ctx context.Context, e *env, args []string) error {
 		}
 		defer b.Close()
 	}
-	if err := ca.DestroyKey(ctx, st, b, pos[0], time.Now(), cliActor()); err != nil {
+	if err := ca.DestroyKeyRetained(ctx, st, b, pos[0], cfg.KeyPolicy.CA(), time.Now(), cliActor()); err != nil {
 		return err
 	}
 	log.Info("key destroyed", "key", pos[0])

@@ -13,7 +13,9 @@ import (
 // TestServeMetricsInventory: a real 'mica dev' exports the inventory
 // series on /metrics: a certificate issued from the CLI shows in the state
 // gauge, the issuance counter and the issuer's earliest expiry, and a CRL
-// generated from the CLI in the freshness gauge.
+// generated from the CLI in the freshness gauge; the pre-signed OCSP
+// response in the OCSP freshness gauges and the issuing key's signatures
+// in the key usage counter.
 func TestServeMetricsInventory(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "openssl")
@@ -65,6 +67,24 @@ func TestServeMetricsInventory(t *testing.T) {
 		t.Errorf("no mica_crl_next_update_seconds series:\n%s", body)
 	} else if v, _ := strconv.ParseFloat(string(fresh[1]), 64); v <= 0 {
 		t.Errorf("CRL freshness %v, want a nextUpdate in the future", v)
+	}
+	// The CLI's issuance pre-signed an OCSP response and its engine
+	// flushed the issuing key's signatures (certificate, OCSP, CRL) into
+	// the lifetime counter and the current hour's bucket.
+	ocspNext := regexp.MustCompile(`(?m)^mica_ocsp_next_update_timestamp_seconds\{issuer="[^"]+"\} (\S+)$`).FindSubmatch(body)
+	if ocspNext == nil {
+		t.Errorf("no mica_ocsp_next_update_timestamp_seconds series:\n%s", body)
+	} else if v, _ := strconv.ParseFloat(string(ocspNext[1]), 64); v <= now {
+		t.Errorf("OCSP nextUpdate %v is not in the future", v)
+	}
+	if regexp.MustCompile(`(?m)^mica_ocsp_oldest_response_age_seconds\{issuer="[^"]+"\} \S+$`).Find(body) == nil {
+		t.Errorf("no mica_ocsp_oldest_response_age_seconds series:\n%s", body)
+	}
+	sigs := regexp.MustCompile(`(?m)^mica_key_signatures_total\{class="issuing",key="[^"]+"\} (\S+)$`).FindSubmatch(body)
+	if sigs == nil {
+		t.Errorf("no mica_key_signatures_total series for the issuing key:\n%s", body)
+	} else if v, _ := strconv.ParseFloat(string(sigs[1]), 64); v < 3 {
+		t.Errorf("issuing key signatures = %v, want >= 3 (certificate, OCSP response, CRL)", v)
 	}
 	if err := d.stop(t); err != nil {
 		t.Errorf("mica dev stop: %v", err)

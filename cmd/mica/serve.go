@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -110,22 +109,14 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 	}
 	go certs.renewLoop(ctx)
 
-	// Client certificates (EST over mutual TLS) are verified against our
-	// own hierarchy; routes decide what an unauthenticated client may do.
-	// The issuing CA is a trust anchor too, because devices commonly send
-	// their leaf alone and Go's TLS server has no separate intermediates
-	// pool for client chains.
-	clientCAs := x509.NewCertPool()
-	clientCAs.AddCert(g.ca.Root())
-	for _, c := range g.ca.Chain() {
-		clientCAs.AddCert(c)
-	}
-	// EST labels may trust manufacturer roots (IDevID bootstrap); the TLS
-	// layer accepts their certificates and enroll checks per label which
-	// anchor a request may use.
-	if err := addESTRoots(clientCAs, cfg.EST); err != nil {
+	// Client certificates (EST over mutual TLS, the agent) are verified
+	// against our own hierarchy and the EST manufacturer roots, rebuilt
+	// every minute so a rotation's new issuing CA counts (clienttrust.go).
+	trust, err := newClientTrust(ctx, g.ca, cfg.EST, log)
+	if err != nil {
 		return err
 	}
+	go trust.run(ctx, time.Minute)
 
 	g.registry = prometheus.NewRegistry()
 	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -133,6 +124,10 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 	g.registry.MustRegister(metrics.NewStoreCollector(g.store, metrics.DefaultTTL, log))
 	// CRL batching and scheduling, OCSP refresh; one replica runs each job.
 	go g.ca.RunRevocation(ctx)
+	// A rotation scheduled in the store (by the CLI, a key job or another
+	// replica) takes over issuance here at its activation time, no restart.
+	go g.ca.RunIssuerWatch(ctx, time.Minute)
+	g.ca.SetEarlyMigration(cfg.KeyPolicy.EarlyMigration.D())
 	// Rotation-due alerts, automatic rotation, issuer retirement (keyjobs.go).
 	go newKeyJobs(e, g).run(ctx)
 	// Signed webhook alerts, when alerts.webhooks is set (alertsrun.go).
@@ -147,7 +142,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 		HTTPSListener:   httpsLn,
 		HTTPListener:    httpLn,
 		GetCertificate:  certs.get,
-		ClientCAs:       clientCAs,
+		ClientCAsFunc:   trust.Pool,
 		Store:           g.store,
 		Logger:          log,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout.D(),

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -123,4 +125,133 @@ func TestServe(t *testing.T) {
 		t.Errorf("no clean-stop log line:\n%s", out)
 	}
 	c.checkNoSecrets(out)
+}
+
+// servedReplica is one running `mica serve`.
+type servedReplica struct {
+	cmd   *exec.Cmd
+	https string
+	logs  *lockedBuffer
+	done  chan error
+}
+
+// startReplica runs `mica serve` on loopback ports over dir (whose
+// mica.yaml asks for JSON logs) and waits for its "serving" log line.
+func startReplica(t *testing.T, dir string) *servedReplica {
+	t.Helper()
+	cmd := exec.Command(micaBin, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	cmd.Env = baseEnv()
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &servedReplica{cmd: cmd, logs: &lockedBuffer{}, done: make(chan error, 1)}
+	serving := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			line := sc.Text()
+			r.logs.Write([]byte(line + "\n"))
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "serving" {
+				serving <- rec
+			}
+		}
+		r.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-r.done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+			}
+		}
+	})
+	select {
+	case rec := <-serving:
+		r.https, _ = rec["https"].(string)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("mica serve did not log \"serving\" within 60s:\n%s", r.logs)
+	}
+	return r
+}
+
+// TestServeSwitchesIssuerWithoutRestart: two `mica serve` replicas on one
+// store, a rotation scheduled for a few seconds ahead: before the
+// activation time EST /cacerts names the old issuing CA; after it, with no
+// restart, both replicas serve the new one first, the old one (still
+// serving CRLs and OCSP) next and the root last, and log the switch.
+func TestServeSwitchesIssuerWithoutRestart(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "openssl")
+	c := newSoftCA(t, "--root-id", "root", "--issuing-id", "issuing")
+	f, err := os.OpenFile(filepath.Join(c.dir, "mica.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\nest:\n  default: default\n  labels:\n    default:\n      profile: device\n      tokens: true\n")
+	f.Close()
+	cfgPath := filepath.Join(c.dir, "mica.yaml")
+	yaml, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(yaml), "format: text", "format: json", 1)), 0o640)
+	at := time.Now().Add(25 * time.Second).UTC().Truncate(time.Second)
+	c.must(c.data("ca", "rotate", "--id", "issuing-next", "--at", at.Format(time.RFC3339))...)
+
+	replicas := []*servedReplica{startReplica(t, c.dir), startReplica(t, c.dir)}
+	pool := x509.NewCertPool()
+	pool.AddCert(readCerts(t, filepath.Join(c.dir, rootPEM))[0])
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	subjects := func(r *servedReplica) []string {
+		t.Helper()
+		resp, err := client.Get(r.https + ".well-known/est/cacerts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("cacerts = %d %s", resp.StatusCode, body)
+		}
+		der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "cacerts.der")
+		if err := os.WriteFile(p, der, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, line := range strings.Split(openssl(t, "pkcs7", "-inform", "DER", "-in", p, "-print_certs", "-noout"), "\n") {
+			if s, ok := strings.CutPrefix(line, "subject="); ok {
+				out = append(out, strings.TrimSpace(s))
+			}
+		}
+		return out
+	}
+	oldCN := "CN = " + readCerts(t, filepath.Join(c.dir, issuingPEM))[0].Subject.CommonName
+	if time.Until(at) < 2*time.Second {
+		t.Fatalf("the replicas took too long to start; the activation time %s has (almost) passed", at)
+	}
+	var before []string
+	for _, r := range replicas {
+		before = subjects(r)
+		if len(before) != 2 || before[0] != oldCN {
+			t.Fatalf("cacerts before the activation time = %q, want the old issuing CA and the root", before)
+		}
+	}
+	time.Sleep(time.Until(at) + time.Second)
+	for i, r := range replicas {
+		after := subjects(r)
+		if len(after) != 3 || after[0] == oldCN || after[1] != oldCN || after[2] != before[1] {
+			t.Errorf("replica %d: cacerts after the activation time = %q, want the new CA, the old one, the root", i, after)
+		}
+		if !strings.Contains(r.logs.String(), "issuance switched to a new issuing CA") {
+			t.Errorf("replica %d did not log the switch:\n%s", i, r.logs)
+		}
+	}
 }

@@ -1,0 +1,94 @@
+package acme
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/mica-pki/mica/inventory"
+)
+
+// EABAdminStore is what EABAdmin needs; *inventory.Store satisfies it.
+// Methods are called concurrently, honour ctx and return errors of the
+// inventory vocabulary.
+type EABAdminStore interface {
+	EABStore
+	ACMEEABKeys(ctx context.Context) ([]inventory.ACMEEABKey, error)
+	RevokeACMEEABKey(ctx context.Context, kid string, ev inventory.Event) error
+}
+
+// EABAdmin creates, lists and revokes external account binding keys for
+// the ACME directories in Profiles (empty: DefaultProfiles). `mica acme
+// eab create` and the admin API both go through it.
+type EABAdmin struct {
+	Store    EABAdminStore
+	Secret   []byte // the CA secret the HMAC keys are sealed under
+	Profiles map[string]Profile
+}
+
+// CheckEABProfile reports whether profile is an ACME directory of
+// profiles (empty: DefaultProfiles). Errors wrap inventory.ErrInvalid.
+func CheckEABProfile(profiles map[string]Profile, profile string) error {
+	if len(profiles) == 0 {
+		profiles = DefaultProfiles()
+	}
+	if _, ok := profiles[profile]; !ok {
+		if len(profile) > 64 {
+			profile = profile[:64] + "…"
+		}
+		return fmt.Errorf("%w: no ACME profile %q in the configuration", inventory.ErrInvalid, profile)
+	}
+	return nil
+}
+
+// CreateEABKey checks profile and creates a key through CreateEABKey,
+// audited with ev's actor, protocol and source. It returns the key ID and
+// the base64url HMAC key, which the caller shows once and never logs.
+func (a *EABAdmin) CreateEABKey(ctx context.Context, profile string, ev inventory.Event) (kid, hmacKey string, err error) {
+	if err := CheckEABProfile(a.Profiles, profile); err != nil {
+		return "", "", err
+	}
+	return CreateEABKey(ctx, eventStore{EABStore: a.Store, ev: ev}, a.Secret, profile, ev.Actor, ev.Source)
+}
+
+// EABKeys lists the keys, newest first, without their sealed HMAC keys.
+func (a *EABAdmin) EABKeys(ctx context.Context) ([]inventory.ACMEEABKey, error) {
+	return a.Store.ACMEEABKeys(ctx)
+}
+
+// RevokeEABKey deletes an unbound key, audited with ev. Errors:
+// inventory.ErrNotFound, inventory.ErrConflict for a bound key.
+func (a *EABAdmin) RevokeEABKey(ctx context.Context, kid string, ev inventory.Event) error {
+	return a.Store.RevokeACMEEABKey(ctx, kid, ev)
+}
+
+// OpenEABKey returns the HMAC key sealed in k under secret: the step
+// newAccount's binding check performs before verifying the JWS.
+func OpenEABKey(secret []byte, k *inventory.ACMEEABKey) ([]byte, error) {
+	return openEABKey(secret, k.KeyID, k.Sealed)
+}
+
+// eventStore stamps the caller's protocol on the creation event that
+// CreateEABKey writes (it says "cli"), so the audit log tells an API or
+// UI creation from a CLI one.
+type eventStore struct {
+	EABStore
+	ev inventory.Event
+}
+
+func (e eventStore) CreateACMEEABKey(ctx context.Context, k *inventory.ACMEEABKey, ev inventory.Event) error {
+	if e.ev.Protocol != "" {
+		ev.Protocol = e.ev.Protocol
+	}
+	return e.EABStore.CreateACMEEABKey(ctx, k, ev)
+}
+
+// EABProfiles lists the ACME directories keys can be made for, sorted.
+func (a *EABAdmin) EABProfiles() []string {
+	profiles := a.Profiles
+	if len(profiles) == 0 {
+		profiles = DefaultProfiles()
+	}
+	return slices.Sorted(maps.Keys(profiles))
+}

@@ -1,0 +1,4 @@
+package acme
+
+// MigrationWindow exposes migrationWindow to the external tests.
+var MigrationWindow = migrationWindow

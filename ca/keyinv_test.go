@@ -1,0 +1,179 @@
+package ca
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mica-pki/mica/hsm"
+	"github.com/mica-pki/mica/hsm/hsmtest"
+	"github.com/mica-pki/mica/inventory"
+	"github.com/mica-pki/mica/inventory/inventorytest"
+)
+
+// TestKeyInventoryCompleteness: besides the CA keys, the inventory lists
+// the EST pool-sealing key (from the backend, metered by the signer), the
+// ACME EAB keys (db-sealed, their one use read from the EAB row) and the
+// webhook secrets (config, by source, not metered); a changed secret
+// source retires the old row. Registration is idempotent.
+func TestKeyInventoryCompleteness(t *testing.T) {
+	t.Parallel()
+	for name, open := range map[string]func(testing.TB) *inventory.Store{"sqlite": inventorytest.SQLite, "postgres": inventorytest.Postgres} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := open(t)
+			uri, pass := hsmtest.SoftKMS(t)
+			b, err := hsm.Open(ctx, hsm.Config{URI: uri, Secret: pass})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			if _, err := Init(ctx, InitOptions{Store: st, Keys: b, Actor: "test", Logger: discardLogger()}); err != nil {
+				t.Fatal(err)
+			}
+			sealURI, err := b.CreateKey(ctx, PoolSealKeyLabel, hsm.RSA2048)
+			if err != nil {
+				t.Fatal(err)
+			}
+			used := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+			for _, kid := range []string{"kid_unused", "kid-used"} {
+				if err := st.CreateACMEEABKey(ctx, &inventory.ACMEEABKey{KeyID: kid, Profile: "default", Sealed: []byte("sealed"), CreatedBy: "t"}, inventory.Event{Actor: "t"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pol := KeyPolicy{Cryptoperiods: map[string]time.Duration{KeyClassPoolSeal: 365 * day, KeyClassEABHMAC: 90 * day, KeyClassWebhookHMAC: 180 * day}}
+			who := Actor{Name: "test"}
+			if _, err := SyncKeys(ctx, st, b, pol, who); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.CreateACMEAccount(ctx, &inventory.ACMEAccount{ID: "acct1", Thumbprint: "tp1", JWK: "{}", Status: "valid",
+				EABKeyID: "kid-used", Profile: "default", CreatedAt: used}, inventory.Event{Actor: "t"}); err != nil {
+				t.Fatal(err)
+			}
+			secrets := []SecretKey{{ID: "webhook-1", Class: KeyClassWebhookHMAC, Source: "file:/etc/mica/hook.key", Bits: 256}}
+			for range 2 { // idempotent
+				if _, err := SyncKeys(ctx, st, b, pol, who); err != nil {
+					t.Fatal(err)
+				}
+				if err := RegisterSecrets(ctx, st, secrets, pol, who); err != nil {
+					t.Fatal(err)
+				}
+			}
+			keys, err := st.Keys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			byID := map[string]inventory.Key{}
+			for _, k := range keys {
+				byID[k.ID] = k
+			}
+			for _, tc := range []struct {
+				id, class, backend, uri, alg, metering string
+				period                                 time.Duration
+				uses                                   int64
+			}{
+				{PoolSealKeyLabel, KeyClassPoolSeal, "softkms", sealURI, "RSA-2048", inventory.MeteringSigner, 365 * day, 0},
+				{"eab-kid.unused", KeyClassEABHMAC, "db-sealed", "acme-eab:kid_unused", "HMAC-SHA256-256", inventory.MeteringSite, 90 * day, 0},
+				{"eab-kid-used", KeyClassEABHMAC, "db-sealed", "acme-eab:kid-used", "HMAC-SHA256-256", inventory.MeteringSite, 90 * day, 1},
+				{"webhook-1", KeyClassWebhookHMAC, "config", "file:/etc/mica/hook.key", "HMAC-SHA256-256", inventory.MeteringNone, 180 * day, 0},
+			} {
+				k, ok := byID[tc.id]
+				if !ok {
+					t.Errorf("key %s not in the inventory (have %d keys)", tc.id, len(keys))
+					continue
+				}
+				if k.Class != tc.class || k.Backend != tc.backend || k.URI != tc.uri || k.Algorithm != tc.alg || k.Metering != tc.metering ||
+					k.Cryptoperiod != tc.period || k.RotationDue == nil || k.Signatures != tc.uses {
+					t.Errorf("key %s = %+v, want class %s backend %s uri %s alg %s metering %s period %s uses %d", tc.id, k, tc.class, tc.backend, tc.uri, tc.alg, tc.metering, tc.period, tc.uses)
+				}
+			}
+			if k := byID["eab-kid-used"]; k.LastUsed == nil || !k.LastUsed.Equal(used) {
+				t.Errorf("EAB key last used = %v, want %v", k.LastUsed, used)
+			}
+			if len(keys) != 6 { // root, issuing, pool seal, 2 EAB, webhook
+				t.Errorf("inventory has %d keys, want 6", len(keys))
+			}
+
+			secrets[0].Source = "env:MICA_HOOK_SECRET"
+			if err := RegisterSecrets(ctx, st, secrets, pol, who); err != nil {
+				t.Fatal(err)
+			}
+			old, _ := st.Key(ctx, "webhook-1")
+			if old.Status != inventory.KeyRetired {
+				t.Errorf("replaced webhook secret status = %s, want retired", old.Status)
+			}
+			keys, _ = st.Keys(ctx)
+			found := false
+			for _, k := range keys {
+				found = found || k.Class == KeyClassWebhookHMAC && k.Status == inventory.KeyActive && k.URI == "env:MICA_HOOK_SECRET"
+			}
+			if !found {
+				t.Error("the new webhook secret source is not registered")
+			}
+		})
+	}
+}
+
+// TestResponderKeysRegistered: each delegated OCSP responder key is in
+// the inventory with its half-life as cryptoperiod and its signatures
+// counted where it signs; a rotated responder's key is retired.
+func TestResponderKeysRegistered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newKeyEnv(t, inventorytest.SQLite(t))
+	clk := newTestClock(time.Now())
+	c, err := New(ctx, Options{Store: e.st, Keys: e.meter, URLs: testURLs, Logger: discardLogger(), RevocationStore: e.st, Now: clk.Now,
+		Revocation: RevocationConfig{DelegatedResponder: true, ResponderValidity: 4 * time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := issueOne(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := ocspRequest(t, leaf.Certificate, e.init.Issuing)
+	if a := c.RespondOCSP(ctx, req); a.Status != "good" {
+		t.Fatalf("OCSP = %s", a.Status)
+	}
+	c.rev.flushResponder(ctx, c.rev.currentResponder())
+	responders := func() []inventory.Key {
+		keys, _ := e.st.Keys(ctx)
+		var out []inventory.Key
+		for _, k := range keys {
+			if k.Class == KeyClassOCSPResponder {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	rs := responders()
+	if len(rs) != 1 {
+		t.Fatalf("responder keys = %+v, want one", rs)
+	}
+	first := rs[0]
+	if first.Cryptoperiod != 2*time.Hour || first.RotationDue == nil || first.Backend != "memory" || first.Metering != inventory.MeteringSite || first.Signatures < 1 {
+		t.Errorf("responder key = %+v; want cryptoperiod 2h, rotation due, memory backend, counted uses", first)
+	}
+	clk.Advance(3 * time.Hour) // past half-life: the next signature rotates it
+	ik, err := c.rev.issuerKey(ctx, e.init.IssuingIssuer.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.rev.signerFor(ctx, ik); err != nil {
+		t.Fatal(err)
+	}
+	rs = responders()
+	if len(rs) != 2 {
+		t.Fatalf("after rotation responder keys = %d, want 2", len(rs))
+	}
+	for _, k := range rs {
+		want := inventory.KeyActive
+		if k.ID == first.ID {
+			want = inventory.KeyRetired
+		}
+		if k.Status != want {
+			t.Errorf("responder key %s status %s, want %s", k.ID, k.Status, want)
+		}
+	}
+}
