@@ -148,7 +148,7 @@ func (s *Store) Search(ctx context.Context, f SearchFilter) (*SearchPage, error)
 		return nil, err
 	}
 	var probe *where
-	if s.dialect == DialectPostgres && strings.TrimSpace(f.Text) != "" {
+	if strings.TrimSpace(f.Text) != "" {
 		if probe, err = s.searchWhere(f, true); err != nil {
 			return nil, err
 		}

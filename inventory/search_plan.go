@@ -24,10 +24,11 @@ const probeRows = 10000
 //     filter plus a sort ("issued, by owner") it may pick the filter's
 //     index and sort most of the table (seconds at 1M rows). Probed when
 //     its plan sorts.
-//   - PostgreSQL's free text is fenced (see indexedTextCondition), which
-//     is right for rare needles but makes a common one ("example.com")
-//     collect and sort every match. Probed when free text is set; probe
-//     is then w with the bare LIKEs.
+//   - Free text is looked up in the trigram index first (SQLite FTS5;
+//     on PostgreSQL fenced, see indexedTextCondition), which is right for
+//     rare needles but makes a common one ("example.com") collect every
+//     match. Probed whenever free text is set; probe is then w with the
+//     bare LIKEs.
 //
 // The probe reads the next probeRows rows in page order (an index range)
 // and filters them: if they hold a full page, it is the page the full

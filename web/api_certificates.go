@@ -132,26 +132,11 @@ func (s *Server) putLabels(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &body) {
 		return
 	}
-	c, ok := s.findOne(w, r, body.Issuer)
-	if !ok {
-		return
-	}
-	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
 	tags := body.Tags
 	if tags == nil {
 		tags = []string{}
 	}
-	change := inventory.LabelChange{Owner: &body.Owner, Team: &body.Team, Environment: &body.Environment, Tags: &tags}
-	if _, _, err := s.store.ChangeLabels(r.Context(), c.IssuerID, c.Serial, change, ev); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	c, err := s.store.CertificateDetail(r.Context(), c.IssuerID, c.Serial)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, certView{Certificate: c, EffectiveState: c.EffectiveState(s.now())})
+	s.applyLabels(w, r, body.Issuer, inventory.LabelChange{Owner: &body.Owner, Team: &body.Team, Environment: &body.Environment, Tags: &tags})
 }
 
 // patchCertificate: PATCH /api/v1/certificates/{serial}[?issuer=] (operator)
@@ -174,15 +159,22 @@ func (s *Server) patchCertificate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if body.Issuer == "" {
-		body.Issuer = r.URL.Query().Get("issuer")
+	s.applyLabels(w, r, body.Issuer, body.LabelChange)
+}
+
+// applyLabels applies change to the certificate the request names (issuer
+// from the body, else ?issuer=), audited by the store in the same
+// transaction, and answers the certificate as it now is.
+func (s *Server) applyLabels(w http.ResponseWriter, r *http.Request, issuer string, change inventory.LabelChange) {
+	if issuer == "" {
+		issuer = r.URL.Query().Get("issuer")
 	}
-	c, ok := s.findOne(w, r, body.Issuer)
+	c, ok := s.findOne(w, r, issuer)
 	if !ok {
 		return
 	}
 	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
-	if _, _, err := s.store.ChangeLabels(r.Context(), c.IssuerID, c.Serial, body.LabelChange, ev); err != nil {
+	if _, _, err := s.store.ChangeLabels(r.Context(), c.IssuerID, c.Serial, change, ev); err != nil {
 		s.fail(w, r, err)
 		return
 	}
