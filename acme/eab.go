@@ -72,8 +72,9 @@ func openEABKey(secret []byte, kid string, sealed []byte) ([]byte, error) {
 
 // CreateEABKey makes a new EAB key for an ACME profile, stores it sealed
 // under secret and returns the key ID and the base64url HMAC key, which
-// exists nowhere else afterwards.
-func CreateEABKey(ctx context.Context, st EABStore, secret []byte, profile, actor, source string) (kid, hmacKey string, err error) {
+// exists nowhere else afterwards. ev names who asked (Actor, Protocol —
+// "cli" when empty — and Source); the creation is audited with it.
+func CreateEABKey(ctx context.Context, st EABStore, secret []byte, profile string, ev inventory.Event) (kid, hmacKey string, err error) {
 	if !profileName(profile) {
 		return "", "", fmt.Errorf("acme: %q is not a profile name", profile)
 	}
@@ -86,9 +87,12 @@ func CreateEABKey(ctx context.Context, st EABStore, secret []byte, profile, acto
 	if err != nil {
 		return "", "", err
 	}
-	ev := inventory.Event{Actor: actor, Protocol: "cli", Source: source, Outcome: "ok", Object: "acme-eab:" + kid,
-		Details: json.RawMessage(fmt.Sprintf(`{"profile":%q}`, profile))}
-	if err := st.CreateACMEEABKey(ctx, &inventory.ACMEEABKey{KeyID: kid, Profile: profile, Sealed: sealed, CreatedBy: actor}, ev); err != nil {
+	if ev.Protocol == "" {
+		ev.Protocol = "cli"
+	}
+	ev.Outcome, ev.Object = "ok", "acme-eab:"+kid
+	ev.Details = json.RawMessage(fmt.Sprintf(`{"profile":%q}`, profile))
+	if err := st.CreateACMEEABKey(ctx, &inventory.ACMEEABKey{KeyID: kid, Profile: profile, Sealed: sealed, CreatedBy: ev.Actor}, ev); err != nil {
 		return "", "", err
 	}
 	return kid, encoded, nil

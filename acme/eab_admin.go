@@ -49,7 +49,7 @@ func (a *EABAdmin) CreateEABKey(ctx context.Context, profile string, ev inventor
 	if err := CheckEABProfile(a.Profiles, profile); err != nil {
 		return "", "", err
 	}
-	return CreateEABKey(ctx, eventStore{EABStore: a.Store, ev: ev}, a.Secret, profile, ev.Actor, ev.Source)
+	return CreateEABKey(ctx, a.Store, a.Secret, profile, ev)
 }
 
 // EABKeys lists the keys, newest first, without their sealed HMAC keys.
@@ -67,21 +67,6 @@ func (a *EABAdmin) RevokeEABKey(ctx context.Context, kid string, ev inventory.Ev
 // newAccount's binding check performs before verifying the JWS.
 func OpenEABKey(secret []byte, k *inventory.ACMEEABKey) ([]byte, error) {
 	return openEABKey(secret, k.KeyID, k.Sealed)
-}
-
-// eventStore stamps the caller's protocol on the creation event that
-// CreateEABKey writes (it says "cli"), so the audit log tells an API or
-// UI creation from a CLI one.
-type eventStore struct {
-	EABStore
-	ev inventory.Event
-}
-
-func (e eventStore) CreateACMEEABKey(ctx context.Context, k *inventory.ACMEEABKey, ev inventory.Event) error {
-	if e.ev.Protocol != "" {
-		ev.Protocol = e.ev.Protocol
-	}
-	return e.EABStore.CreateACMEEABKey(ctx, k, ev)
 }
 
 // EABProfiles lists the ACME directories keys can be made for, sorted.

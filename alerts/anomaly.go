@@ -162,19 +162,14 @@ func (e *Engine) enrollmentAnomalies(ctx context.Context, now time.Time) (hours,
 	found := map[string]*finding{}
 	var order []string
 	for _, en := range recent {
-		addr, err := netip.ParseAddr(en.Source)
-		if err != nil {
-			ap, err2 := netip.ParseAddrPort(en.Source)
-			if err2 != nil {
-				continue // no address (CLI issuance): nothing to compare
-			}
-			addr = ap.Addr()
+		addr, ok := sourceAddr(en.Source)
+		if !ok {
+			continue // no address (CLI issuance): nothing to compare
 		}
-		addr = addr.Unmap()
 		if a.known(en.Profile, addr) {
 			continue
 		}
-		net, _ := a.Networks.Of(addr.String())
+		net, _ := a.Networks.OfAddr(addr)
 		seen, scope := byProfile[en.Profile], "profile "+fmt.Sprintf("%q", en.Profile)
 		if a.Scope == ScopeRequester && len(byRequester[en.Requester]) > 0 {
 			seen, scope = byRequester[en.Requester], "requester "+fmt.Sprintf("%q", en.Requester)

@@ -153,14 +153,29 @@ type Networks struct {
 // Of returns the network of addr (an IP, or an IP:port), or false when
 // addr is not an address (a CLI issuance has no source).
 func (n Networks) Of(addr string) (netip.Prefix, bool) {
-	a, err := netip.ParseAddr(addr)
+	a, ok := sourceAddr(addr)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	return n.OfAddr(a)
+}
+
+// sourceAddr parses an event source (an IP, or an IP:port) into an
+// unmapped address, or false when it is none (a CLI issuance).
+func sourceAddr(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
 	if err != nil {
-		ap, err2 := netip.ParseAddrPort(addr)
+		ap, err2 := netip.ParseAddrPort(s)
 		if err2 != nil {
-			return netip.Prefix{}, false
+			return netip.Addr{}, false
 		}
 		a = ap.Addr()
 	}
+	return a.Unmap(), true
+}
+
+// OfAddr returns the network of a.
+func (n Networks) OfAddr(a netip.Addr) (netip.Prefix, bool) {
 	a = a.Unmap().WithZone("")
 	bits := n.V6
 	if a.Is4() {

@@ -134,7 +134,6 @@ func (c *CA) RunIssuerWatch(ctx context.Context, every time.Duration) {
 			if err := c.Reload(ctx); err != nil && ctx.Err() == nil {
 				c.log.Warn("re-reading the issuing CAs failed", "err", err)
 			}
-			c.cur()
 		}
 	}
 }

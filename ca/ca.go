@@ -122,18 +122,20 @@ func loadHierarchy(issuers []inventory.Issuer, now time.Time) (*issuing, error) 
 	for i := range issuers {
 		is := issuers[i]
 		byID[is.ID] = is
+		if is.IsRoot || is.Status != StatusActive || is.KeyURI == "" {
+			continue
+		}
 		// An issuer whose certificate starts in the future is a scheduled
-		// rotation (ca/rotate.go): it takes over once it has started.
-		if is.IsRoot || is.Status != StatusActive || is.KeyURI == "" || is.NotBefore.After(now) {
+		// rotation (ca/rotate.go): it takes over once it has started, and
+		// the soonest one sets when to look again.
+		if is.NotBefore.After(now) {
+			if c.next.IsZero() || is.NotBefore.Before(c.next) {
+				c.next = is.NotBefore
+			}
 			continue
 		}
 		if active == nil || is.NotBefore.After(active.NotBefore) {
 			active = &issuers[i]
-		}
-	}
-	for _, is := range issuers {
-		if !is.IsRoot && is.Status == StatusActive && is.KeyURI != "" && is.NotBefore.After(now) && (c.next.IsZero() || is.NotBefore.Before(c.next)) {
-			c.next = is.NotBefore
 		}
 	}
 	if active == nil {

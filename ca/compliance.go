@@ -159,7 +159,7 @@ func Compliance(in ComplianceInput) []Check {
 		var p hsm.Protection
 		_ = json.Unmarshal(k.Protection, &p)
 		switch {
-		case p.Backend == "pkcs11" && p.OnToken && p.Sensitive && !p.Extractable && p.NeverExtractable:
+		case p.NonExportable():
 			ev = append(ev, fmt.Sprintf("%s: on token, sensitive, never extractable", k.ID))
 		case p.Backend == "pkcs11":
 			res = CheckFail

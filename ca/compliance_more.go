@@ -2,7 +2,6 @@ package ca
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -104,7 +103,7 @@ func moreChecks(in ComplianceInput) []Check {
 	// CRL freshness: every serving issuer has a CRL whose nextUpdate has
 	// not passed.
 	res, ev = CheckPass, nil
-	for _, is := range servingOf(in) {
+	for _, is := range ServingOf(in.Issuers, in.Now) {
 		crl := in.CRLs[is.ID]
 		switch {
 		case crl == nil:
@@ -187,20 +186,6 @@ func moreChecks(in ComplianceInput) []Check {
 		ev = append(ev, fmt.Sprintf("%s (%s/%s) expires %s with no renewal", orNone(c.CommonName), c.IssuerID, c.Serial, c.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	add("expiry-renewal", "No certificate is past its renewal window without a successor", ctlExpiry, res, ev)
-	return out
-}
-
-// servingOf lists the issuing CAs that owe CRLs now: active, started,
-// not expired (the same set as CA.ServingIssuers).
-func servingOf(in ComplianceInput) []inventory.Issuer {
-	var out []inventory.Issuer
-	for _, is := range in.Issuers {
-		if is.IsRoot || is.Status != StatusActive || is.KeyURI == "" || is.NotBefore.After(in.Now) || !in.Now.Before(is.NotAfter) {
-			continue
-		}
-		out = append(out, is)
-	}
-	slices.SortFunc(out, func(a, b inventory.Issuer) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -38,13 +38,15 @@ type eabKeyLister interface {
 // one use, binding an account, is read from the EAB row).
 func syncOtherKeys(ctx context.Context, st KeyStore, b hsm.Backend, pol KeyPolicy, who Actor, known map[string]bool) (bool, error) {
 	added := false
-	if b != nil {
+	// Listing a token's keys is costly (a PKCS#11 enumeration): only while
+	// the seal key is not registered yet.
+	if b != nil && !known[PoolSealKeyLabel] {
 		infos, err := b.Keys(ctx)
 		if err != nil {
 			return false, Wrap(ErrUnavailable, err, "listing the backend's keys")
 		}
 		for _, ki := range infos {
-			if ki.Label != PoolSealKeyLabel || known[PoolSealKeyLabel] {
+			if ki.Label != PoolSealKeyLabel {
 				continue
 			}
 			k := inventory.Key{ID: PoolSealKeyLabel, Class: KeyClassPoolSeal, Backend: backendName(ki.URI), URI: ki.URI,

@@ -149,9 +149,8 @@ func SyncKeys(ctx context.Context, st KeyStore, b hsm.Backend, pol KeyPolicy, wh
 		if err != nil {
 			return nil, err
 		}
-		err = st.PutKey(ctx, &k, who.event("key.register", "key:"+k.ID, map[string]any{"class": k.Class, "backend": k.Backend, "algorithm": k.Algorithm}))
-		if err != nil && !errors.Is(err, inventory.ErrDuplicate) {
-			return nil, Wrap(ErrUnavailable, err, "registering key "+k.ID)
+		if err := putNew(ctx, st, &k, who); err != nil {
+			return nil, err
 		}
 		added = true
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mica-pki/mica/hsm"
@@ -283,11 +284,29 @@ func (c *CA) ServingIssuers(ctx context.Context) ([]inventory.Issuer, error) {
 	now := c.now()
 	var out []inventory.Issuer
 	for _, is := range all {
-		if is.IsRoot || is.Status != StatusActive || is.NotBefore.After(now) || !now.Before(is.NotAfter) {
-			continue
+		if Serving(is, now) {
+			out = append(out, is)
 		}
-		out = append(out, is)
 	}
 	slices.SortStableFunc(out, func(a, b inventory.Issuer) int { return b.NotBefore.Compare(a.NotBefore) })
 	return out, nil
+}
+
+// Serving reports whether is is an issuing CA relying parties may meet at
+// now: not a root, active, started and not expired.
+func Serving(is inventory.Issuer, now time.Time) bool {
+	return !is.IsRoot && is.Status == StatusActive && !is.NotBefore.After(now) && now.Before(is.NotAfter)
+}
+
+// ServingOf lists the serving issuers (see Serving) that hold an online
+// key, so owe CRLs and OCSP now, by ID.
+func ServingOf(issuers []inventory.Issuer, now time.Time) []inventory.Issuer {
+	var out []inventory.Issuer
+	for _, is := range issuers {
+		if Serving(is, now) && is.KeyURI != "" {
+			out = append(out, is)
+		}
+	}
+	slices.SortFunc(out, func(a, b inventory.Issuer) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }

@@ -60,6 +60,12 @@ type Protection struct {
 	Encrypted        bool   `json:"encrypted"`         // software key file is passphrase-encrypted
 }
 
+// NonExportable reports whether the key sits on a token, sensitive and
+// never extractable: the protection NIST SP 800-57 asks of CA keys.
+func (p Protection) NonExportable() bool {
+	return p.Backend == "pkcs11" && p.OnToken && p.Sensitive && !p.Extractable && p.NeverExtractable
+}
+
 // String is a one-line human summary, used by `mica ca show`.
 func (p Protection) String() string {
 	if p.Backend != "pkcs11" {

@@ -37,31 +37,11 @@ func (s *Store) AlertsSentSince(ctx context.Context, kind string, subjects []str
 	return out, nil
 }
 
-// MarkAlertsSent records that the subjects of one alert kind were
-// delivered at at, and forgets entries not sent since before (so the table
-// holds only what the repeat interval still needs).
-func (s *Store) MarkAlertsSent(ctx context.Context, kind string, subjects []string, at, forgetBefore time.Time) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		return s.markAlertsSentTx(ctx, tx, kind, subjects, at, forgetBefore)
-	})
-}
-
-func (s *Store) markAlertsSentTx(ctx context.Context, tx *sqlx.Tx, kind string, subjects []string, at, forgetBefore time.Time) error {
-	for _, sub := range subjects {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO alert_state (kind, subject, last_sent) VALUES (?, ?, ?)
-			ON CONFLICT (kind, subject) DO UPDATE SET last_sent = excluded.last_sent`), kind, sub, s.timeArg(at)); err != nil {
-			return fmt.Errorf("inventory: record alert: %w", err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM alert_state WHERE last_sent < ?`), s.timeArg(forgetBefore)); err != nil {
-		return fmt.Errorf("inventory: prune alert state: %w", err)
-	}
-	return nil
-}
-
-// MarkAlertsSentEvent is MarkAlertsSent that also appends ev (the audit
-// record of the delivery) in the same transaction, so an alert is marked
-// sent exactly when its audit event exists. ev defaults: Action
+// MarkAlertsSentEvent records that the subjects of one alert kind were
+// delivered at at, forgets entries not sent since before forgetBefore (so
+// the table holds only what the repeat interval still needs), and appends
+// ev (the audit record of the delivery) in the same transaction, so an
+// alert is marked sent exactly when its audit event exists. ev defaults: Action
 // "alert.send", Object "alert:{kind}", Actor and Protocol "system",
 // Outcome "ok".
 func (s *Store) MarkAlertsSentEvent(ctx context.Context, kind string, subjects []string, at, forgetBefore time.Time, ev Event) error {
@@ -101,4 +81,17 @@ func (s *Store) DeniedBySource(ctx context.Context, since time.Time) ([]SourceCo
 		return nil, fmt.Errorf("inventory: count denied events: %w", err)
 	}
 	return out, nil
+}
+
+func (s *Store) markAlertsSentTx(ctx context.Context, tx *sqlx.Tx, kind string, subjects []string, at, forgetBefore time.Time) error {
+	for _, sub := range subjects {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO alert_state (kind, subject, last_sent) VALUES (?, ?, ?)
+			ON CONFLICT (kind, subject) DO UPDATE SET last_sent = excluded.last_sent`), kind, sub, s.timeArg(at)); err != nil {
+			return fmt.Errorf("inventory: record alert: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM alert_state WHERE last_sent < ?`), s.timeArg(forgetBefore)); err != nil {
+		return fmt.Errorf("inventory: prune alert state: %w", err)
+	}
+	return nil
 }

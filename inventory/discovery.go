@@ -85,23 +85,31 @@ func (s *Store) CreateDiscoveryJob(ctx context.Context, kind string, spec any, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: discovery spec: %v", ErrInvalid, err)
 	}
-	now := normTime(s.now())
 	var id int64
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		if err := tx.QueryRowxContext(ctx, s.q(`INSERT INTO discovery_jobs (kind, spec, state, created_by, created_at)
-			VALUES (?, ?, ?, ?, ?) RETURNING id`), kind, string(raw), JobQueued, ev.Actor, s.timeArg(now)).Scan(&id); err != nil {
-			return fmt.Errorf("inventory: create discovery job: %w", err)
-		}
-		defaultEvent(&ev, "discovery.create", fmt.Sprintf("discovery:%d", id))
-		if ev.Details == nil {
-			ev.Details = raw
-		}
-		return s.appendEventTx(ctx, tx, &ev)
+		id, err = s.createDiscoveryJobTx(ctx, tx, kind, raw, normTime(s.now()), ev)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s.DiscoveryJob(ctx, id)
+}
+
+// createDiscoveryJobTx queues a job created by ev.Actor at at and appends its
+// discovery.create event (ev defaults: Object "discovery:{id}", Details
+// the spec).
+func (s *Store) createDiscoveryJobTx(ctx context.Context, tx *sqlx.Tx, kind string, raw []byte, at time.Time, ev Event) (int64, error) {
+	var id int64
+	if err := tx.QueryRowxContext(ctx, s.q(`INSERT INTO discovery_jobs (kind, spec, state, created_by, created_at)
+		VALUES (?, ?, ?, ?, ?) RETURNING id`), kind, string(raw), JobQueued, ev.Actor, s.timeArg(at)).Scan(&id); err != nil {
+		return 0, fmt.Errorf("inventory: create discovery job: %w", err)
+	}
+	defaultEvent(&ev, "discovery.create", fmt.Sprintf("discovery:%d", id))
+	if ev.Details == nil {
+		ev.Details = raw
+	}
+	return id, s.appendEventTx(ctx, tx, &ev)
 }
 
 // ClaimDiscoveryJob moves the oldest queued job to running for holder and

@@ -221,17 +221,26 @@ func (s *Store) AddKeyUsage(ctx context.Context, us []KeyUsage) error {
 			if u.Signatures <= 0 {
 				continue
 			}
-			first, last := s.timeArg(u.First), s.timeArg(u.Last)
-			_, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET signatures = signatures + ?,
-				first_used_at = CASE WHEN first_used_at IS NULL OR first_used_at > ? THEN ? ELSE first_used_at END,
-				last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END
-				WHERE uri = ? AND uri <> ''`), u.Signatures, first, first, last, last, u.URI)
-			if err != nil {
-				return fmt.Errorf("inventory: add key usage: %w", err)
+			if err := s.addKeyUsageTx(ctx, tx, u); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
+}
+
+// addKeyUsageTx adds u's signatures to its key's lifetime counter and
+// widens its first/last-used range, as an increment (replicas add up).
+func (s *Store) addKeyUsageTx(ctx context.Context, tx *sqlx.Tx, u KeyUsage) error {
+	first, last := s.timeArg(u.First), s.timeArg(u.Last)
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET signatures = signatures + ?,
+		first_used_at = CASE WHEN first_used_at IS NULL OR first_used_at > ? THEN ? ELSE first_used_at END,
+		last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END
+		WHERE uri = ? AND uri <> ''`), u.Signatures, first, first, last, last, u.URI)
+	if err != nil {
+		return fmt.Errorf("inventory: add key usage: %w", err)
+	}
+	return nil
 }
 
 // SetKeyStatus moves a key to status (retired, destroyed, …), stamping

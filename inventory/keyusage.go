@@ -70,13 +70,10 @@ func (s *Store) RecordKeyUsage(ctx context.Context, us []KeyUsage) error {
 	}
 	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		for _, u := range batch {
-			first, last := s.timeArg(u.First), s.timeArg(u.Last)
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET signatures = signatures + ?,
-				first_used_at = CASE WHEN first_used_at IS NULL OR first_used_at > ? THEN ? ELSE first_used_at END,
-				last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ? THEN ? ELSE last_used_at END
-				WHERE uri = ? AND uri <> ''`), u.Signatures, first, first, last, last, u.URI); err != nil {
-				return fmt.Errorf("inventory: add key usage: %w", err)
+			if err := s.addKeyUsageTx(ctx, tx, u); err != nil {
+				return err
 			}
+			first, last := s.timeArg(u.First), s.timeArg(u.Last)
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO key_usage_hourly (key_id, hour, signatures, first_at, last_at)
 				SELECT id, `+ts+`, `+n+`, `+ts+`, `+ts+` FROM keys WHERE uri = ? AND uri <> ''
 				ON CONFLICT (key_id, hour) DO UPDATE SET signatures = key_usage_hourly.signatures + excluded.signatures,

@@ -127,18 +127,31 @@ func (s *Store) SetLabels(ctx context.Context, issuerID, serial string, l Labels
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE certificates SET owner = ?, team = ?, environment = ?, updated_at = ? WHERE id = ?`),
-			l.Owner, l.Team, l.Environment, s.timeArg(s.now()), cur.ID); err != nil {
-			return fmt.Errorf("inventory: set labels of %s: %w", object, err)
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM certificate_tags WHERE cert_id = ?`), cur.ID); err != nil {
-			return fmt.Errorf("inventory: clear tags of %s: %w", object, err)
-		}
-		for _, t := range tags {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO certificate_tags (cert_id, tag) VALUES (?, ?)`), cur.ID, t); err != nil {
-				return fmt.Errorf("inventory: tag %s: %w", object, err)
-			}
+		l.Tags = tags
+		if err := s.writeLabelsTx(ctx, tx, cur.ID, object, l, true); err != nil {
+			return err
 		}
 		return s.appendEventTx(ctx, tx, &ev)
 	})
+}
+
+// writeLabelsTx stores l on the certificate row certID (object names it in
+// errors), replacing its tag set too when withTags.
+func (s *Store) writeLabelsTx(ctx context.Context, tx *sqlx.Tx, certID int64, object string, l Labels, withTags bool) error {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE certificates SET owner = ?, team = ?, environment = ?, updated_at = ? WHERE id = ?`),
+		l.Owner, l.Team, l.Environment, s.timeArg(s.now()), certID); err != nil {
+		return fmt.Errorf("inventory: set labels of %s: %w", object, err)
+	}
+	if !withTags {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM certificate_tags WHERE cert_id = ?`), certID); err != nil {
+		return fmt.Errorf("inventory: clear tags of %s: %w", object, err)
+	}
+	for _, t := range l.Tags {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO certificate_tags (cert_id, tag) VALUES (?, ?)`), certID, t); err != nil {
+			return fmt.Errorf("inventory: tag %s: %w", object, err)
+		}
+	}
+	return nil
 }

@@ -141,19 +141,8 @@ func (s *Store) ChangeLabels(ctx context.Context, issuerID, serial string, c Lab
 			return nil
 		}
 		changed = true
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE certificates SET owner = ?, team = ?, environment = ?, updated_at = ? WHERE id = ?`),
-			l.Owner, l.Team, l.Environment, s.timeArg(s.now()), cur.ID); err != nil {
-			return fmt.Errorf("inventory: set labels of %s: %w", object, err)
-		}
-		if !slices.Equal(l.Tags, old.Tags) {
-			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM certificate_tags WHERE cert_id = ?`), cur.ID); err != nil {
-				return fmt.Errorf("inventory: clear tags of %s: %w", object, err)
-			}
-			for _, t := range l.Tags {
-				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO certificate_tags (cert_id, tag) VALUES (?, ?)`), cur.ID, t); err != nil {
-					return fmt.Errorf("inventory: tag %s: %w", object, err)
-				}
-			}
+		if err := s.writeLabelsTx(ctx, tx, cur.ID, object, l, !slices.Equal(l.Tags, old.Tags)); err != nil {
+			return err
 		}
 		if ev.Details == nil {
 			type view struct {

@@ -279,15 +279,13 @@ func (s *Store) EnqueueSchedule(ctx context.Context, sc Schedule, now time.Time,
 			return s.appendEventTx(ctx, tx, &Event{Actor: actor, Action: "discovery.schedule.run", Object: actor, Outcome: "denied",
 				Protocol: "system", Details: details})
 		}
-		if err := tx.QueryRowxContext(ctx, s.q(`INSERT INTO discovery_jobs (kind, spec, state, created_by, created_at)
-			VALUES (?, ?, ?, ?, ?) RETURNING id`), sc.Kind, string(raw), JobQueued, actor, s.timeArg(now)).Scan(&jobID); err != nil {
-			return fmt.Errorf("inventory: queue job of schedule %d: %w", sc.ID, err)
+		if jobID, err = s.createDiscoveryJobTx(ctx, tx, sc.Kind, raw, now, Event{Actor: actor, Outcome: "ok", Protocol: "system"}); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE discovery_schedules SET last_job_id = ? WHERE id = ?`), jobID, sc.ID); err != nil {
 			return fmt.Errorf("inventory: record job of schedule %d: %w", sc.ID, err)
 		}
-		return s.appendEventTx(ctx, tx, &Event{Actor: actor, Action: "discovery.create", Object: fmt.Sprintf("discovery:%d", jobID),
-			Outcome: "ok", Protocol: "system", Details: raw})
+		return nil
 	})
 	if err != nil || refused != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -149,15 +150,27 @@ func New(opts Options) (*Server, error) {
 		tlsCfg.ClientCAs = opts.ClientCAs
 	}
 	if opts.ClientCAsFunc != nil {
-		// Per handshake: a copy of the base settings with the current pool.
-		// Clone keeps the session ticket keys, so resumption still works.
-		base := tlsCfg.Clone()
-		base.ClientAuth = tls.VerifyClientCertIfGiven
-		pool := opts.ClientCAsFunc
 		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
+		// The per-handshake config replaces this one whole, ALPN included,
+		// so it must offer HTTP/2 itself (http.Server only adds "h2" to
+		// the config it is given, not to what GetConfigForClient returns).
+		tlsCfg.NextProtos = []string{"h2", "http/1.1"}
+		base := tlsCfg.Clone()
+		// One config per pool: cloned only when ClientCAsFunc hands back
+		// a new pool, not on every handshake.
+		type pooled struct {
+			pool *x509.CertPool
+			cfg  *tls.Config
+		}
+		var cached atomic.Pointer[pooled]
 		tlsCfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			p := opts.ClientCAsFunc()
+			if c := cached.Load(); c != nil && c.pool == p {
+				return c.cfg, nil
+			}
 			c := base.Clone()
-			c.ClientCAs = pool()
+			c.ClientCAs = p
+			cached.Store(&pooled{pool: p, cfg: c})
 			return c, nil
 		}
 	}

@@ -395,6 +395,14 @@ func TestClientCAsFunc(t *testing.T) {
 	if err := call(oldCert); err != nil {
 		t.Fatalf("client under the old CA: %v", err)
 	}
+	// The per-handshake config still negotiates HTTP/2.
+	h2 := &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	if resp, err := h2.Get(h.https + "/healthz"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.ProtoMajor != 2 {
+		t.Errorf("protocol with ClientCAsFunc = %s, want HTTP/2", resp.Proto)
+	}
+	h2.CloseIdleConnections()
 	// Go clients send no certificate the server's CA list does not name,
 	// so an untrusted client shows up as anonymous ("-"), never verified.
 	if err := call(newCert); err != nil {

@@ -134,8 +134,8 @@ func parseTTL(s string) (time.Duration, error) {
 }
 
 func clipText(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
+	if t := truncate(s, 32); t != s {
+		return t + "…"
 	}
 	return s
 }
@@ -204,11 +204,6 @@ func (s *Server) revokeESTToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"revoked": id})
-}
-
-// apiEvent is the audit event of an API action: who, from where.
-func (s *Server) apiEvent(r *http.Request) inventory.Event {
-	return inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
 }
 
 // credentialMessage is what a failed credential action shows: the user

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/inventory"
@@ -46,9 +45,6 @@ type bulkResult struct {
 	Results []bulkItem `json:"results"`
 }
 
-// who is the caller of a bulk action as ca.Revoke and the audit log see it.
-type who struct{ Actor, Protocol, Source string }
-
 // check refuses a malformed action before any certificate is touched.
 func (b bulkRequest) check() error {
 	switch b.Action {
@@ -75,7 +71,7 @@ func (b bulkRequest) check() error {
 // cert.bulk event records who, the action, the selector and the counts;
 // each certificate also gets its usual event from the revoke or label
 // path.
-func (s *Server) runBulk(ctx context.Context, b bulkRequest, targets []certRef, selector any, by who) bulkResult {
+func (s *Server) runBulk(ctx context.Context, b bulkRequest, targets []certRef, selector any, by inventory.Event) bulkResult {
 	res := bulkResult{Action: b.Action, Total: len(targets), Results: make([]bulkItem, 0, len(targets))}
 	for _, t := range targets {
 		item := bulkItem{Issuer: t.Issuer, Serial: t.Serial, OK: true, Status: http.StatusOK}
@@ -87,8 +83,7 @@ func (s *Server) runBulk(ctx context.Context, b bulkRequest, targets []certRef, 
 			_, err = s.rev.Revoke(ctx, ca.RevokeRequest{IssuerID: t.Issuer, Serial: t.Serial, Reason: b.Reason,
 				Actor: by.Actor, Protocol: by.Protocol, Source: by.Source})
 		case b.Action == "label":
-			_, _, err = s.store.ChangeLabels(ctx, t.Issuer, t.Serial, b.Labels,
-				inventory.Event{Actor: by.Actor, Protocol: by.Protocol, Source: by.Source, Outcome: "ok"})
+			_, _, err = s.store.ChangeLabels(ctx, t.Issuer, t.Serial, b.Labels, by)
 		}
 		if err != nil {
 			item.OK, item.Status, item.Error = false, statusOf(err), messageOf(err)
@@ -112,12 +107,8 @@ func (s *Server) runBulk(ctx context.Context, b bulkRequest, targets []certRef, 
 	if res.Failed > 0 {
 		outcome = "error"
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if _, err := s.store.AppendEvent(actx, inventory.Event{Actor: by.Actor, Action: "cert.bulk", Object: "cert:bulk", Protocol: by.Protocol,
-		Source: by.Source, Outcome: outcome, Details: details}); err != nil {
-		s.log.Error("cannot write audit event", "action", "cert.bulk", "err", err)
-	}
+	by.Action, by.Object, by.Outcome, by.Details = "cert.bulk", "cert:bulk", outcome, details
+	s.appendAudit(ctx, by)
 	return res
 }
 
@@ -139,14 +130,14 @@ func (s *Server) bulkTargets(ctx context.Context, issuer string, serials []strin
 				ref = certRef{Issuer: i, Serial: sn}
 			}
 			if ref.Issuer == "" {
-				page, err := s.store.Search(ctx, inventory.SearchFilter{CertFilter: inventory.CertFilter{Serial: ref.Serial, Limit: 2}})
+				found, err := s.issuersOfSerial(ctx, ref.Serial)
 				if err != nil {
 					return nil, err
 				}
-				switch len(page.Certificates) {
+				switch len(found) {
 				case 0: // left without an issuer: reported per item as not found
 				case 1:
-					ref.Issuer = page.Certificates[0].IssuerID
+					ref.Issuer = found[0]
 				default:
 					return nil, fmt.Errorf("%w: serial %s is used by several issuers: give issuer/serial", inventory.ErrConflict, truncate(ref.Serial, 64))
 				}
@@ -216,6 +207,6 @@ func (s *Server) bulkCertificates(w http.ResponseWriter, r *http.Request) {
 	if body.Filter != nil {
 		selector = map[string]any{"filter": body.Filter}
 	}
-	res := s.runBulk(r.Context(), body.bulkRequest, targets, selector, who{principalOf(r.Context()).Name, "api", sourceOf(r)})
+	res := s.runBulk(r.Context(), body.bulkRequest, targets, selector, s.apiEvent(r))
 	writeJSON(w, http.StatusOK, res)
 }

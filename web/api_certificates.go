@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/pem"
 	"net/http"
 
@@ -43,22 +44,36 @@ func (s *Server) listCertificates(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// issuersOfSerial returns the issuers of the certificates with serial:
+// none, one, or two when serials collide (it looks no further).
+func (s *Server) issuersOfSerial(ctx context.Context, serial string) ([]string, error) {
+	page, err := s.store.Search(ctx, inventory.SearchFilter{CertFilter: inventory.CertFilter{Serial: serial, Limit: 2}})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(page.Certificates))
+	for i, c := range page.Certificates {
+		out[i] = c.IssuerID
+	}
+	return out, nil
+}
+
 // findOne resolves {serial} (and ?issuer= when serials collide across
 // issuers) to one certificate with its labels.
 func (s *Server) findOne(w http.ResponseWriter, r *http.Request, issuer string) (*inventory.Certificate, bool) {
 	serial := chi.URLParam(r, "serial")
 	if issuer == "" {
-		page, err := s.store.Search(r.Context(), inventory.SearchFilter{CertFilter: inventory.CertFilter{Serial: serial, Limit: 2}})
+		found, err := s.issuersOfSerial(r.Context(), serial)
 		if err != nil {
 			s.fail(w, r, err)
 			return nil, false
 		}
-		switch len(page.Certificates) {
+		switch len(found) {
 		case 0:
 			writeError(w, http.StatusNotFound, "not found")
 			return nil, false
 		case 1:
-			issuer = page.Certificates[0].IssuerID
+			issuer = found[0]
 		default:
 			writeError(w, http.StatusConflict, "serial is used by several issuers: add ?issuer=")
 			return nil, false
@@ -173,7 +188,7 @@ func (s *Server) applyLabels(w http.ResponseWriter, r *http.Request, issuer stri
 	if !ok {
 		return
 	}
-	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.apiEvent(r)
 	if _, _, err := s.store.ChangeLabels(r.Context(), c.IssuerID, c.Serial, change, ev); err != nil {
 		s.fail(w, r, err)
 		return

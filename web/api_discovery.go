@@ -75,7 +75,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.apiEvent(r)
 	j, err := s.store.CreateDiscoveryJob(r.Context(), body.Kind, body.JobSpec, ev)
 	if err != nil {
 		s.fail(w, r, err)

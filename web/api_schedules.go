@@ -87,7 +87,7 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.apiEvent(r)
 	out, err := s.store.CreateSchedule(r.Context(), sc, ev)
 	if err != nil {
 		s.fail(w, r, err)
@@ -134,7 +134,7 @@ func (s *Server) patchSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `want {"enabled": true|false}`)
 		return
 	}
-	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.apiEvent(r)
 	sc, err := s.store.SetScheduleEnabled(r.Context(), id, *body.Enabled, ev)
 	if err != nil {
 		s.fail(w, r, err)
@@ -150,7 +150,7 @@ func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
 		return
 	}
-	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.apiEvent(r)
 	if err := s.store.DeleteSchedule(r.Context(), id, ev); err != nil {
 		s.fail(w, r, err)
 		return

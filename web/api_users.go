@@ -45,7 +45,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.apiEvent(r)
 	if err := s.store.CreateUser(r.Context(), inventory.User{Name: body.Name, Role: body.Role, PasswordHash: hash}, ev); err != nil {
 		s.fail(w, r, err)
 		return
@@ -99,17 +99,14 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "role must be admin, operator, viewer or auditor")
 		return
 	}
-	ev := func() inventory.Event {
-		return inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
-	}
 	if body.Role != nil {
-		if err := s.store.SetUserRole(r.Context(), name, *body.Role, ev()); err != nil {
+		if err := s.store.SetUserRole(r.Context(), name, *body.Role, s.apiEvent(r)); err != nil {
 			s.fail(w, r, err)
 			return
 		}
 	}
 	if body.Disabled != nil {
-		if err := s.store.SetUserDisabled(r.Context(), name, *body.Disabled, ev()); err != nil {
+		if err := s.store.SetUserDisabled(r.Context(), name, *body.Disabled, s.apiEvent(r)); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -140,8 +137,8 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok",
-		Details: jsonDetails(map[string]bool{"generated": generated})}
+	ev := s.apiEvent(r)
+	ev.Details = jsonDetails(map[string]bool{"generated": generated})
 	if err := s.store.SetUserPassword(r.Context(), chi.URLParam(r, "name"), hash, ev); err != nil {
 		s.fail(w, r, err)
 		return
@@ -157,7 +154,7 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) {
 // enabled admin.
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
-	ev := inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.apiEvent(r)
 	if err := s.store.DeleteUser(r.Context(), name, ev); err != nil {
 		s.fail(w, r, err)
 		return

@@ -67,6 +67,11 @@ func (s *Server) require(h http.HandlerFunc, roles ...string) http.HandlerFunc {
 	}
 }
 
+// apiEvent is the audit event of an API action: who, from where.
+func (s *Server) apiEvent(r *http.Request) inventory.Event {
+	return inventory.Event{Actor: principalOf(r.Context()).Name, Protocol: "api", Source: sourceOf(r), Outcome: "ok"}
+}
+
 // audit appends ev with the caller and source filled in. An audit write
 // that fails is logged: the answer has been decided already.
 func (s *Server) audit(r *http.Request, ev inventory.Event) {
@@ -77,7 +82,13 @@ func (s *Server) audit(r *http.Request, ev inventory.Event) {
 	if ev.Outcome == "" {
 		ev.Outcome = "ok"
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	s.appendAudit(r.Context(), ev)
+}
+
+// appendAudit appends ev even when the request was cancelled (the answer
+// has been decided already); a failed write is logged.
+func (s *Server) appendAudit(ctx context.Context, ev inventory.Event) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := s.store.AppendEvent(ctx, ev); err != nil {
 		s.log.Error("cannot write audit event", "action", ev.Action, "err", err)

@@ -129,13 +129,19 @@ func (s *Server) uiHeaders(next http.Handler) http.Handler {
 // session attaches the logged-in user, if any.
 func (s *Server) session(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-			if u, err := s.store.SessionUser(r.Context(), c.Value); err == nil {
-				r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
-			}
-		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, s.withSessionUser(r))
 	})
+}
+
+// withSessionUser returns r carrying the user of its session cookie, if
+// the cookie names a live session.
+func (s *Server) withSessionUser(r *http.Request) *http.Request {
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		if u, err := s.store.SessionUser(r.Context(), c.Value); err == nil {
+			return r.WithContext(context.WithValue(r.Context(), userKey{}, u))
+		}
+	}
+	return r
 }
 
 func (s *Server) loggedIn(next http.Handler) http.Handler {
@@ -162,6 +168,11 @@ func (s *Server) uiRequire(h http.HandlerFunc, roles ...string) http.HandlerFunc
 	}
 }
 
+// uiEvent is the audit event of a UI action: who, from where.
+func (s *Server) uiEvent(r *http.Request) inventory.Event {
+	return inventory.Event{Actor: "user:" + uiUser(r.Context()).Name, Protocol: "ui", Source: sourceOf(r), Outcome: "ok"}
+}
+
 func (s *Server) uiAudit(r *http.Request, ev inventory.Event) {
 	if ev.Actor == "" {
 		if u := uiUser(r.Context()); u != nil {
@@ -172,11 +183,7 @@ func (s *Server) uiAudit(r *http.Request, ev inventory.Event) {
 	if ev.Outcome == "" {
 		ev.Outcome = "ok"
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-	defer cancel()
-	if _, err := s.store.AppendEvent(ctx, ev); err != nil {
-		s.log.Error("cannot write audit event", "action", ev.Action, "err", err)
-	}
+	s.appendAudit(r.Context(), ev)
 }
 
 // render executes a page; errMsg shows as an alert.

@@ -24,9 +24,9 @@ type discoveryData struct {
 }
 
 type scheduleRow struct {
-	ID                                                   int64
-	Targets, Ports, Every, Enabled, NextRun, LastRun, By string
-	EnabledBool                                          bool
+	ID                                          int64
+	Targets, Ports, Every, NextRun, LastRun, By string
+	Enabled                                     bool
 }
 
 // discoveryPage: GET /ui/discovery — schedules, jobs, and what discovery
@@ -44,7 +44,7 @@ func (s *Server) discoveryPage(w http.ResponseWriter, r *http.Request) {
 	d := discoveryData{listData: listData{Head: []string{"Job", "Kind", "What", "State", "Found", "Errors", "By", "Created"}}}
 	for _, sc := range scs {
 		row := scheduleRow{ID: sc.ID, Targets: strings.Join(sc.Spec.Targets, ", "), Every: sc.Interval.String(),
-			Enabled: strconv.FormatBool(sc.Enabled), EnabledBool: sc.Enabled, NextRun: sc.NextRun.UTC().Format("2006-01-02 15:04"), By: sc.CreatedBy}
+			Enabled: sc.Enabled, NextRun: sc.NextRun.UTC().Format("2006-01-02 15:04"), By: sc.CreatedBy}
 		var ports []string
 		for _, p := range sc.Spec.Ports {
 			ports = append(ports, strconv.Itoa(p))
@@ -105,7 +105,7 @@ func (s *Server) uiQueueScan(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ev := inventory.Event{Actor: "user:" + uiUser(r.Context()).Name, Protocol: "ui", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.uiEvent(r)
 	if _, err := s.store.CreateDiscoveryJob(r.Context(), "scan", spec, ev); err != nil {
 		s.render(w, r, statusOf(err), "list", "Discovery", messageOf(err), listData{})
 		return

@@ -26,7 +26,7 @@ func (s *Server) uiLabels(w http.ResponseWriter, r *http.Request) {
 		strings.TrimSpace(r.PostFormValue("environment"))
 	tags := splitTags(r.PostFormValue("tags"))
 	change := inventory.LabelChange{Owner: &owner, Team: &team, Environment: &env, Tags: &tags}
-	ev := inventory.Event{Actor: "user:" + uiUser(r.Context()).Name, Protocol: "ui", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.uiEvent(r)
 	if _, _, err := s.store.ChangeLabels(r.Context(), issuer, serial, change, ev); err != nil {
 		s.render(w, r, statusOf(err), "list", "Labels not saved", messageOf(err), listData{})
 		return
@@ -75,7 +75,7 @@ func (s *Server) uiBulk(w http.ResponseWriter, r *http.Request) {
 		targets = append(targets, certRef{Issuer: i, Serial: sn})
 	}
 	res := s.runBulk(r.Context(), b, targets, map[string]int{"selected": len(targets)},
-		who{"user:" + uiUser(r.Context()).Name, "ui", sourceOf(r)})
+		s.uiEvent(r))
 	verb := map[string]string{"revoke": "Revoked", "label": "Labelled"}[b.Action]
 	d := listData{Head: []string{"Issuer", "Serial", "Result"},
 		Intro: fmt.Sprintf("%s %d of %d certificates; %d failed.", verb, res.OK, res.Total, res.Failed)}

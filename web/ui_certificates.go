@@ -176,7 +176,6 @@ type certData struct {
 	C             *inventory.Certificate
 	X             *x509.Certificate
 	State         inventory.State
-	EKU           []string
 	Chain         []string
 	Installations []inventory.Installation
 	Events        []inventory.Event
@@ -204,7 +203,6 @@ func (s *Server) certificatePage(w http.ResponseWriter, r *http.Request) {
 	if x, err := x509.ParseCertificate(c.DER); err == nil {
 		d.X = x
 		d.F = decodeFields(x)
-		d.EKU = d.F.EKU
 	}
 	iss, err := s.store.Issuers(r.Context())
 	if err == nil {

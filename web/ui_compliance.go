@@ -57,7 +57,7 @@ func protectionText(backend string, raw json.RawMessage) string {
 		return "unknown"
 	}
 	if p.Backend == "pkcs11" {
-		if p.OnToken && p.Sensitive && !p.Extractable && p.NeverExtractable {
+		if p.NonExportable() {
 			return "HSM: on token, sensitive, never extractable"
 		}
 		return "HSM: " + p.String()

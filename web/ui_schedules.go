@@ -38,7 +38,7 @@ func (s *Server) uiCreateSchedule(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, statusOf(err), "list", "Discovery", messageOf(err), listData{})
 		return
 	}
-	ev := inventory.Event{Actor: "user:" + uiUser(r.Context()).Name, Protocol: "ui", Source: sourceOf(r), Outcome: "ok"}
+	ev := s.uiEvent(r)
 	if _, err := s.store.CreateSchedule(r.Context(), sc, ev); err != nil {
 		s.render(w, r, statusOf(err), "list", "Discovery", messageOf(err), listData{})
 		return
@@ -54,7 +54,7 @@ func (s *Server) uiScheduleAction(action string) http.HandlerFunc {
 			s.render(w, r, http.StatusNotFound, "list", "Discovery", "not found", listData{})
 			return
 		}
-		ev := inventory.Event{Actor: "user:" + uiUser(r.Context()).Name, Protocol: "ui", Source: sourceOf(r), Outcome: "ok"}
+		ev := s.uiEvent(r)
 		var err error
 		switch action {
 		case "pause", "resume":

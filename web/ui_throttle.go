@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -74,11 +73,9 @@ func (s *Server) throttledSource(w http.ResponseWriter, r *http.Request, name st
 // when the request carried a valid session cookie.
 func (s *Server) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 	actor := "anonymous"
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-		if u, err := s.store.SessionUser(r.Context(), c.Value); err == nil {
-			actor = "user:" + u.Name
-			r = r.WithContext(context.WithValue(r.Context(), userKey{}, u))
-		}
+	r = s.withSessionUser(r)
+	if u := uiUser(r.Context()); u != nil {
+		actor = "user:" + u.Name
 	}
 	s.uiAudit(r, inventory.Event{Actor: actor, Action: "ui.cross_origin", Object: "ui:" + truncate(r.URL.Path, 200), Outcome: "denied",
 		Details: []byte(fmt.Sprintf(`{"method":%q,"origin":%q}`, r.Method, truncate(r.Header.Get("Origin"), 200)))})

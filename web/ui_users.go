@@ -50,10 +50,6 @@ func (s *Server) renderUsers(w http.ResponseWriter, r *http.Request, status int,
 	s.render(w, r, status, "users", "Users", errMsg, d)
 }
 
-func (s *Server) uiEvent(r *http.Request) inventory.Event {
-	return inventory.Event{Actor: "user:" + uiUser(r.Context()).Name, Protocol: "ui", Source: sourceOf(r), Outcome: "ok"}
-}
-
 // uiCreateUser: POST /ui/users (name, role, password; an empty password
 // generates one, shown once).
 func (s *Server) uiCreateUser(w http.ResponseWriter, r *http.Request) {

@@ -28,6 +28,7 @@ import (
 type clientTrust struct {
 	pool     atomic.Pointer[x509.CertPool]
 	builtFor atomic.Value // string: the active issuer ID the pool was built for
+	retryAt  atomic.Int64 // unix nanos before which a failed switch rebuild is not retried
 	mu       sync.Mutex   // one rebuild at a time
 	ca       *ca.CA
 	est      config.EST
@@ -49,20 +50,29 @@ func newClientTrust(ctx context.Context, c *ca.CA, est config.EST, log *slog.Log
 // It rebuilds first when the active issuing CA changed since the last
 // build (a failed rebuild keeps the previous pool).
 func (t *clientTrust) Pool() *x509.CertPool {
-	if id, _ := t.builtFor.Load().(string); id != t.ca.IssuerID() {
+	if id, _ := t.builtFor.Load().(string); id != t.ca.IssuerID() && time.Now().UnixNano() >= t.retryAt.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := t.rebuild(ctx); err != nil {
+		if err := t.rebuildFor(ctx, true); err != nil {
+			// Back off: handshakes must not each wait on a failing store.
+			t.retryAt.Store(time.Now().Add(10 * time.Second).UnixNano())
 			t.log.Warn("rebuilding the client-certificate trust failed; keeping the previous one", "err", err)
 		}
 	}
 	return t.pool.Load()
 }
 
-func (t *clientTrust) rebuild(ctx context.Context) error {
+func (t *clientTrust) rebuild(ctx context.Context) error { return t.rebuildFor(ctx, false) }
+
+// rebuildFor builds a new pool. onSwitch: only if no other handshake
+// rebuilt it for the active issuer while this one waited for the lock.
+func (t *clientTrust) rebuildFor(ctx context.Context, onSwitch bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	active := t.ca.IssuerID()
+	if id, _ := t.builtFor.Load().(string); onSwitch && id == active {
+		return nil
+	}
 	p := x509.NewCertPool()
 	n := 1
 	p.AddCert(t.ca.Root())
@@ -93,6 +103,7 @@ func (t *clientTrust) rebuild(ctx context.Context) error {
 	}
 	t.pool.Store(p)
 	t.builtFor.Store(active)
+	t.retryAt.Store(0)
 	return nil
 }
 

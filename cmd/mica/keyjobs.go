@@ -100,13 +100,11 @@ func (j *keyJobs) tick(ctx context.Context) error {
 		}
 		left := k.RotationDue.Sub(now)
 		j.due.WithLabelValues(k.ID, k.Class).Set(left.Seconds())
-		if alerts.RotationDue(k, now, kl.RotationWarning, kl.SelfRotating[k.Class]) {
-			if err := j.rotationDue(ctx, k, left); err != nil {
-				return err
-			}
-		}
-		if left > kl.RotationWarning {
+		if !alerts.RotationDue(k, now, kl.RotationWarning, kl.SelfRotating[k.Class]) {
 			continue
+		}
+		if err := j.rotationDue(ctx, k, left); err != nil {
+			return err
 		}
 		if k.Class == ca.KeyClassIssuing && j.g.cfg.KeyPolicy.AutoRotate {
 			if err := j.autoRotate(ctx, k, keys, now, who); err != nil {

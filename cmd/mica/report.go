@@ -133,10 +133,7 @@ func (r *complianceReporter) gather(ctx context.Context) (ca.ComplianceInput, er
 	for _, u := range users {
 		in.Users = append(in.Users, ca.UserState{Name: u.Name, Role: u.Role, Disabled: u.DisabledAt != nil, Created: u.CreatedAt, LastLogin: logins["user:"+u.Name]})
 	}
-	for _, is := range in.Issuers {
-		if is.IsRoot || is.Status != ca.StatusActive || is.KeyURI == "" || is.NotBefore.After(now) || !now.Before(is.NotAfter) {
-			continue
-		}
+	for _, is := range ca.ServingOf(in.Issuers, now) {
 		crl, err := st.LatestCRL(ctx, is.ID, 0, false)
 		switch {
 		case errors.Is(err, inventory.ErrNotFound):
