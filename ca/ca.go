@@ -134,7 +134,7 @@ func loadHierarchy(issuers []inventory.Issuer, now time.Time) (*issuing, error) 
 			}
 			continue
 		}
-		if active == nil || is.NotBefore.After(active.NotBefore) {
+		if active == nil || newerIssuer(is, *active) {
 			active = &issuers[i]
 		}
 	}

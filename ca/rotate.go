@@ -60,7 +60,7 @@ func (o *RotateOptions) current(ctx context.Context) (active, root inventory.Iss
 		if is.IsRoot || is.Status != StatusActive || is.KeyURI == "" || is.NotBefore.After(now) {
 			continue
 		}
-		if active.ID == "" || is.NotBefore.After(active.NotBefore) {
+		if active.ID == "" || newerIssuer(is, active) {
 			active = is
 		}
 	}
@@ -288,8 +288,29 @@ func (c *CA) ServingIssuers(ctx context.Context) ([]inventory.Issuer, error) {
 			out = append(out, is)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b inventory.Issuer) int { return b.NotBefore.Compare(a.NotBefore) })
+	slices.SortStableFunc(out, func(a, b inventory.Issuer) int {
+		if newerIssuer(b, a) {
+			return 1
+		}
+		if newerIssuer(a, b) {
+			return -1
+		}
+		return 0
+	})
 	return out, nil
+}
+
+// newerIssuer reports whether a supersedes b: it started later or, started
+// in the same second (an intermediate signed right after the CA was set
+// up is clamped to the root's notBefore), was recorded later.
+func newerIssuer(a, b inventory.Issuer) bool {
+	if !a.NotBefore.Equal(b.NotBefore) {
+		return a.NotBefore.After(b.NotBefore)
+	}
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.After(b.CreatedAt)
+	}
+	return a.ID > b.ID
 }
 
 // Serving reports whether is is an issuing CA relying parties may meet at
