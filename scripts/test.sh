@@ -46,3 +46,10 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # --- tests ------------------------------------------------------------------
 go test -race -count=1 -timeout 25m "$@" ./...
+
+# --- fuzzing ----------------------------------------------------------------
+# Every fuzz target runs for a bounded time (scripts/fuzz.sh finds them), on
+# a full run only: a run narrowed with extra `go test` arguments skips it.
+if [ $# -eq 0 ] || [ "${MICA_FUZZ:-}" = 1 ]; then
+  FUZZTIME="${MICA_FUZZTIME:-15s}" ./scripts/fuzz.sh
+fi
