@@ -96,7 +96,7 @@ func testIdentityBinding(t *testing.T, b *base) {
 		_, der := keyAndCSR(t, tc.tmpl)
 		r := post(t, e.client(tc.cred), e.url(tc.path), "", "", b64(der), nil)
 		if r.code != tc.want {
-			t.Errorf("%s: %s = %d %q, want %d", tc.name, tc.path, r.code, strings.TrimSpace(r.body), tc.want)
+			t.Errorf("%s: %s = %d %q, want %d", tc.name, tc.path, r.code, short(r.body), tc.want)
 		}
 		if tc.want == 403 && !strings.Contains(r.body, "authorises only its own identity") {
 			t.Errorf("%s: refusal %q does not say why", tc.name, r.body)
@@ -111,4 +111,13 @@ func mustB64(t testing.TB, body string) []byte {
 		t.Fatalf("response body is not base64: %v", err)
 	}
 	return der
+}
+
+// short is the start of a response body, for failure messages.
+func short(body string) string {
+	body = strings.TrimSpace(body)
+	if len(body) > 120 {
+		return body[:120] + "…"
+	}
+	return body
 }

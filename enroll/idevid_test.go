@@ -101,7 +101,7 @@ func testIDevID(t *testing.T, b *base) {
 	}
 	for _, tc := range tests {
 		if r := post(t, idev, e.url(tc.path), tc.user, tc.pass, b64(tc.body), nil); r.code != tc.want {
-			t.Errorf("%s: %s = %d %q, want %d", tc.name, tc.path, r.code, r.body, tc.want)
+			t.Errorf("%s: %s = %d %q, want %d", tc.name, tc.path, r.code, short(r.body), tc.want)
 		}
 	}
 	// What the subject mapping issued carries the IDevID's name and nothing else.

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
-	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +44,7 @@ func testLabelRules(t *testing.T, b *base) {
 	}
 	for _, tc := range tests {
 		if r := post(t, e.client(cred), e.url(tc.path), "", "", b64(reCSR(t, cred)), nil); r.code != tc.want {
-			t.Errorf("%s: %s = %d %q, want %d", tc.name, tc.path, r.code, strings.TrimSpace(r.body), tc.want)
+			t.Errorf("%s: %s = %d %q, want %d", tc.name, tc.path, r.code, short(r.body), tc.want)
 		}
 	}
 	// renew_profiles lets a label renew another profile's certificates,
