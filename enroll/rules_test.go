@@ -32,6 +32,7 @@ func testLabelRules(t *testing.T, b *base) {
 		c.Labels["clients"] = enroll.Label{Profile: "client", ClientCerts: true}
 		c.Labels["clients-from-device"] = enroll.Label{Profile: "client", ClientCerts: true, RenewProfiles: []string{"device"}}
 		c.Labels["held-certs"] = enroll.Label{Profile: "device", ClientCerts: true, Approval: true}
+		c.Labels["bound-certs"] = enroll.Label{Profile: "device", ClientCerts: true, TLSUnique: true}
 	})
 	ctx := context.Background()
 	cred, _ := e.enrollDevice(t, "rules-dev.test")
@@ -41,6 +42,7 @@ func testLabelRules(t *testing.T, b *base) {
 	}{
 		{"label that accepts no client certificates", "/tokens-only/simplereenroll", 401},
 		{"label of another profile", "/clients/simplereenroll", 403},
+		{"tls_unique label, CSR without the channel binding", "/bound-certs/simplereenroll", 403},
 	}
 	for _, tc := range tests {
 		if r := post(t, e.client(cred), e.url(tc.path), "", "", b64(reCSR(t, cred)), nil); r.code != tc.want {
