@@ -20,7 +20,11 @@ import (
 // a request it authenticates must ask for exactly this identity, and an
 // empty SAN list means "exactly this subject", never "no restriction".
 type identity struct {
-	subject []string // "oid=value" whatever the string type (UTF8String, PrintableString), sorted
+	// subject is "oid=value" per attribute, sorted, whatever the string
+	// type (UTF8String, PrintableString). Values are compared as written,
+	// not case-folded: the CA copies the CSR's CN into the certificate, so
+	// "device 17" would be a different name on the wire.
+	subject []string
 	names   []string // "dns:x", "ip:x", "uri:x", "email:x", normalised and sorted
 	text    string   // the subject as RFC 2253 text, for messages
 }
