@@ -84,6 +84,12 @@ func testLabelRules(t *testing.T, b *base) {
 	if err := b.store.DecideESTPending(ctx, id, "approved", "operator", inventory.Event{Actor: "operator", Protocol: "cli", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	// A second certificate for the same name cannot collect (and so
+	// supersede with) the renewal approved for the first.
+	twin, _ := e.enrollDevice(t, "rules-held.test")
+	if r := post(t, e.client(twin), e.url("/held-certs/simplereenroll"), "", "", csr3, nil); r.code != 403 {
+		t.Errorf("held re-enrollment picked up by another certificate = %d %q, want 403", r.code, short(r.body))
+	}
 	if r := post(t, e.client(nil), e.url("/held-certs/simpleenroll"), "", "", csr3, nil); r.code != 403 {
 		t.Errorf("held re-enrollment picked up at simpleenroll = %d %q, want 403", r.code, r.body)
 	}
