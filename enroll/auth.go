@@ -24,6 +24,10 @@ type principal struct {
 	tokenID     string   // set when a one-time token paid for this request
 	cert        *x509.Certificate
 	record      *inventory.Certificate // the MICA record of cert, when MICA issued it
+	// bound is the identity cert authorises, which a CSR must ask for
+	// exactly (checkIdentity); nil when a token or an operator names it.
+	bound   *identity
+	boundBy string // "the client certificate", for refusal messages
 }
 
 // clientCert returns the client certificate chain of r: the TLS peer's,
@@ -155,9 +159,12 @@ func certRequester(c *x509.Certificate) string {
 
 // authenticate admits a request to enroll under l: by client certificate
 // when the label accepts them and one is presented, else by a one-time
-// token. A redeemed token must be given back with s.release if the
-// enrollment it paid for does not happen.
+// token. A certificate binds the request to its own identity (MICA
+// certificates) or to the identity the label maps it to (IDevIDs, see
+// Label.IDevIDIdentity). A redeemed token must be given back with
+// s.release if the enrollment it paid for does not happen.
 func (s *Server) authenticate(r *http.Request, l *label) (*principal, error) {
+	var idev *principal // an IDevID that still needs the token it is paired with
 	if l.ClientCerts {
 		chain, err := s.clientCert(r)
 		if err != nil {
@@ -166,19 +173,21 @@ func (s *Server) authenticate(r *http.Request, l *label) (*principal, error) {
 		if len(chain) > 0 {
 			rec, micaErr := s.verifyMICA(r, chain)
 			if micaErr == nil {
-				// A MICA certificate vouches only for its own names: it
-				// can get another certificate for them (a second key, a
-				// lost one), never for names someone else holds.
-				p := &principal{requester: certRequester(chain[0]), cert: chain[0], record: rec}
-				if len(rec.SANs) > 0 {
-					p.identifiers = rec.SANs
-				}
-				return p, nil
+				// A MICA certificate vouches only for its own identity: it
+				// can get another certificate for it (a second key, a lost
+				// one), never for other names, and a certificate without
+				// SANs vouches for its subject alone.
+				id := certIdentity(chain[0])
+				return &principal{requester: certRequester(chain[0]), cert: chain[0], record: rec,
+					bound: &id, boundBy: "the client certificate", identifiers: micaIdentifiers(chain[0], rec.SANs)}, nil
 			}
 			if s.verifyExtra(l, chain) == nil {
-				return &principal{requester: "idevid:" + certRequester(chain[0])[5:], cert: chain[0]}, nil
-			}
-			if !l.Tokens {
+				p, err := idevidPrincipal(l, chain[0])
+				if err != nil || l.IDevIDIdentity != IDevIDToken {
+					return p, err
+				}
+				idev = p
+			} else if !l.Tokens {
 				return nil, micaErr
 			}
 		}
@@ -188,6 +197,9 @@ func (s *Server) authenticate(r *http.Request, l *label) (*principal, error) {
 	}
 	user, pass, ok := r.BasicAuth()
 	if !ok {
+		if idev != nil {
+			return nil, ca.Errorf(ca.ErrUnauthorized, "this EST label needs an enrollment token with the manufacturer certificate")
+		}
 		return nil, ca.Errorf(ca.ErrUnauthorized, "credentials required")
 	}
 	sum := sha256.Sum256([]byte(pass))
@@ -201,8 +213,32 @@ func (s *Server) authenticate(r *http.Request, l *label) (*principal, error) {
 		return nil, ca.Wrap(ca.ErrUnavailable, err, "token store unavailable")
 	}
 	p := &principal{requester: "est-token:" + tok.ID, tokenID: tok.ID}
+	if idev != nil {
+		p.requester, p.cert = idev.requester+"+est-token:"+tok.ID, idev.cert
+	}
 	if len(tok.Names) > 0 {
 		p.identifiers = tok.Names
+	}
+	return p, nil
+}
+
+// idevidPrincipal is a manufacturer certificate admitted under l, bound to
+// the identity the label maps it to.
+func idevidPrincipal(l *label, c *x509.Certificate) (*principal, error) {
+	p := &principal{requester: "idevid:" + certRequester(c)[len("cert:"):], cert: c}
+	switch l.IDevIDIdentity {
+	case "", IDevIDSubject:
+		id := certIdentity(c)
+		p.bound, p.boundBy = &id, "the manufacturer certificate"
+	case IDevIDSerialNumber:
+		sn := strings.TrimSpace(c.Subject.SerialNumber)
+		if sn == "" {
+			return nil, ca.Errorf(ca.ErrUnauthorized, "the manufacturer certificate has no serialNumber attribute, which EST label %s maps to the device's name", l.name)
+		}
+		id := cnIdentity(sn)
+		p.bound, p.boundBy = &id, "the manufacturer certificate (by its serialNumber "+sn+")"
+	case IDevIDApproval, IDevIDToken:
+		// The operator who approves, or the token, names what is issued.
 	}
 	return p, nil
 }

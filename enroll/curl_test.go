@@ -62,7 +62,7 @@ curl -sS --fail --cacert root.pem -u `+user+`:`+pass+` -H 'Content-Type: applica
 			t.Fatalf("enrolled certificate: %s", out)
 		}
 		// Same token again: refused.
-		code := sh(t, d, `curl -sS -o /dev/null -w '%{http_code}' --cacert root.pem -u `+user+`:`+pass+` --data-binary @req.b64 `+base+`/simpleenroll`)
+		code := sh(t, d, `curl -sS -o /dev/null -w '%{http_code}' --cacert root.pem -u `+user+`:`+pass+` -H 'Content-Type: application/pkcs10' --data-binary @req.b64 `+base+`/simpleenroll`)
 		if code != "401" {
 			t.Fatalf("token reuse answered %s, want 401", code)
 		}
@@ -75,7 +75,7 @@ curl -sS --fail --cacert root.pem --cert dev.pem --key dev.key -H 'Content-Type:
 			t.Fatalf("re-enrolled certificate %q (old %q)", out2, out)
 		}
 		// The old certificate is superseded now: it cannot re-enroll again.
-		code = sh(t, d, `curl -sS -o /dev/null -w '%{http_code}' --cacert root.pem --cert dev.pem --key dev.key --data-binary @re.csr `+base+`/simplereenroll`)
+		code = sh(t, d, `curl -sS -o /dev/null -w '%{http_code}' --cacert root.pem --cert dev.pem --key dev.key -H 'Content-Type: application/pkcs10' --data-binary @re.csr `+base+`/simplereenroll`)
 		if code != "401" {
 			t.Fatalf("re-enroll with superseded cert answered %s, want 401", code)
 		}
@@ -83,7 +83,7 @@ curl -sS --fail --cacert root.pem --cert dev.pem --key dev.key -H 'Content-Type:
 	t.Run("serverkeygen", func(t *testing.T) {
 		u2, p2 := e.token("default")
 		sh(t, d, `openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tmp.key -subj /CN=dev2 -outform DER 2>/dev/null | base64 -w0 > skg.b64
-curl -sS --fail --cacert root.pem -u `+u2+`:`+p2+` -D skg.hdr --data-binary @skg.b64 `+base+`/serverkeygen > skg.out`)
+curl -sS --fail --cacert root.pem -u `+u2+`:`+p2+` -H 'Content-Type: application/pkcs10' -D skg.hdr --data-binary @skg.b64 `+base+`/serverkeygen > skg.out`)
 		hdr := sh(t, d, `cat skg.hdr`)
 		i := strings.Index(hdr, "boundary=")
 		if i < 0 {

@@ -10,7 +10,8 @@
 // issues, which credentials may enroll (one-time tokens over HTTP Basic,
 // client certificates from MICA or from extra manufacturer roots), whether
 // an operator must approve each request, and the key pool serverkeygen
-// draws from.
+// draws from. One rule table (rules.go) says how each of the five
+// operations is admitted; every handler goes through it.
 //
 // # Wire format
 //
@@ -18,7 +19,11 @@
 // base64-encoded and wrapped at 76 columns (RFC 8951 keeps the header for
 // the clients that need it, such as globalsign/est). Requests are read
 // leniently: base64 at any width or on one line, CRLF or LF, with or
-// without the header, PEM-armoured or raw DER CSRs.
+// without the header, PEM-armoured or raw DER CSRs. A body declared as
+// anything but application/pkcs10 is refused with 415; an undeclared one
+// is accepted. Header names are written as the RFCs spell them
+// (WWW-Authenticate, not Go's Www-Authenticate): libest compares them
+// case-sensitively.
 //
 // # Authentication
 //
@@ -26,9 +31,12 @@
 // 256-bit secret, redeemed by one conditional UPDATE, handed back when
 // the enrollment they paid for is refused), client certificates MICA
 // issued and still holds as issued, and certificates from the label's
-// manufacturer roots. Re-enrollment needs a MICA certificate and the same
-// names, compared by meaning. A label can also demand RFC 7030 section
-// 3.5 tls-unique proof of possession.
+// manufacturer roots. A certificate authorises only its own identity
+// (identity.go): the CSR must ask for exactly its subject and SANs,
+// compared by meaning, and an empty SAN list means exactly that subject;
+// an IDevID authorises what the label maps it to. Re-enrollment needs a
+// MICA certificate from the label's profile. A label can also demand RFC
+// 7030 section 3.5 tls-unique proof of possession.
 //
 // # Key pools
 //
@@ -50,7 +58,7 @@
 // Refusals are translated from the ca error vocabulary at this edge only
 // (errors.go): 400 malformed, 401 with WWW-Authenticate for missing or
 // wrong credentials, 403 with a text reason for names or keys policy
-// refuses, 404 for an unknown label, 429 with Retry-After when a client's
+// refuses, 404 for an unknown label, 415 for a body of another media type, 429 with Retry-After when a client's
 // fixed-window budget (kept in the database, so replicas share it) is
 // spent. Every refusal is audited with its reason and source address.
 //

@@ -23,6 +23,9 @@ func (e *retryError) retryAfter() int { return e.after }
 // status maps a ca error kind to an HTTP status. This is the only place
 // EST decides status codes for refusals.
 func status(err error) int {
+	if errors.Is(err, errMediaType) {
+		return http.StatusUnsupportedMediaType
+	}
 	switch ca.KindOf(err) {
 	case ca.ErrBadCSR:
 		return http.StatusBadRequest
@@ -48,7 +51,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, op, requester stri
 	msg := ca.UserMessage(err)
 	switch code {
 	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Basic realm="EST", charset="UTF-8"`)
+		// Set in the map directly: Set would canonicalise the name to
+		// Www-Authenticate, and libest compares header names exactly.
+		w.Header()["WWW-Authenticate"] = []string{`Basic realm="EST", charset="UTF-8"`}
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		after := 30
 		var re *retryError

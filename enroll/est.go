@@ -51,20 +51,40 @@ type Label struct {
 	// TLSUnique requires RFC 7030 section 3.5 proof of possession: the CSR's
 	// challengePassword is base64(tls-unique) of the connection (TLS 1.2).
 	TLSUnique bool `yaml:"tls_unique,omitempty"`
-	// Approval holds every enrollment for an operator (`mica est approve`).
+	// IDevIDIdentity is the identity a certificate from TrustedRoots
+	// authorises (see [IDevIDSubject] and the others); empty means
+	// IDevIDSubject.
+	IDevIDIdentity string `yaml:"idevid_identity,omitempty"`
+	// RenewProfiles lists the profiles, besides Profile, whose certificates
+	// may re-enroll under this label; the renewal is issued under Profile.
+	RenewProfiles []string `yaml:"renew_profiles,omitempty"`
+	// Approval holds every enrollment and re-enrollment for an operator
+	// (`mica est approve`). It cannot be combined with ServerKeyGen.
 	Approval bool `yaml:"approval,omitempty"`
 	// ServerKeyGen enables serverkeygen with a pool of pre-generated keys.
 	ServerKeyGen *PoolConfig `yaml:"serverkeygen,omitempty"`
 }
+
+// What an IDevID (a certificate from a label's trusted_roots) authorises.
+const (
+	// IDevIDSubject: exactly the IDevID's own subject and SANs.
+	IDevIDSubject = "subject"
+	// IDevIDSerialNumber: a certificate whose subject is only a common
+	// name equal to the IDevID's serialNumber attribute, without SANs.
+	IDevIDSerialNumber = "serial_number"
+	// IDevIDApproval: the names in the CSR, once an operator approves
+	// them; the label must have approval.
+	IDevIDApproval = "approval"
+	// IDevIDToken: the names a one-time token binds; the device presents
+	// the IDevID and the token together, and the label must accept tokens.
+	IDevIDToken = "token"
+)
 
 // PoolConfig sizes a label's serverkeygen key pool.
 type PoolConfig struct {
 	KeyType string `yaml:"key_type"`  // hsm.KeyType name, e.g. RSA-2048
 	Size    int    `yaml:"pool_size"` // 0 disables pre-generation: keys are made on demand
 }
-
-// operations are the path segments RFC 7030 defines; no label may use one.
-var operations = []string{"cacerts", "simpleenroll", "simplereenroll", "csrattrs", "serverkeygen"}
 
 // Validate checks c against the profiles the CA knows.
 func (c *Config) Validate(profileExists func(string) bool) error {
@@ -74,11 +94,14 @@ func (c *Config) Validate(profileExists func(string) bool) error {
 		}
 	}
 	for name, l := range c.Labels {
-		if name == "" || slices.Contains(operations, name) {
+		if _, isOp := opRules[name]; name == "" || isOp {
 			return fmt.Errorf("est.labels: %q cannot be a label name", name)
 		}
 		if !profileExists(l.Profile) {
 			return fmt.Errorf("est.labels.%s: unknown profile %q", name, l.Profile)
+		}
+		if err := l.validateRules(name, profileExists); err != nil {
+			return err
 		}
 		if p := l.ServerKeyGen; p != nil {
 			if _, err := hsm.ParseKeyType(p.KeyType); err != nil {
@@ -226,15 +249,17 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Mount registers the EST routes on the HTTPS router.
+// Mount registers the EST routes on the HTTPS router: every operation of
+// the rule table (rules.go), at the default label's path and under each
+// label.
 func (s *Server) Mount(https, _ chi.Router) {
+	handlers := map[string]labelHandler{"cacerts": s.cacerts, "csrattrs": s.csrattrs,
+		"simpleenroll": s.simpleenroll, "simplereenroll": s.simplereenroll, "serverkeygen": s.serverkeygen}
 	https.Route("/.well-known/est", func(r chi.Router) {
 		for _, prefix := range []string{"", "/{label}"} {
-			r.Get(prefix+"/cacerts", s.withLabel(s.cacerts))
-			r.Get(prefix+"/csrattrs", s.withLabel(s.csrattrs))
-			r.Post(prefix+"/simpleenroll", s.withLabel(s.simpleenroll))
-			r.Post(prefix+"/simplereenroll", s.withLabel(s.simplereenroll))
-			r.Post(prefix+"/serverkeygen", s.withLabel(s.serverkeygen))
+			for op, rule := range opRules {
+				r.Method(rule.method, prefix+"/"+op, s.withLabel(handlers[op]))
+			}
 		}
 	})
 }

@@ -176,6 +176,10 @@ func TestEST(t *testing.T) {
 		{"tls-unique", testTLSUnique, false},
 		{"idevid", testIDevID, false},
 		{"serverkeygen-encrypted", testServerKeygenEncrypted, false},
+		{"identity-binding", testIdentityBinding, false},
+		{"label-rules", testLabelRules, true},
+		{"content-types", testContentTypes, false},
+		{"header-spelling", testHeaderSpelling, false},
 	}
 	for name, st := range inventorytest.Stores(t) {
 		t.Run(name, func(t *testing.T) {

@@ -23,33 +23,11 @@ import (
 // inside CMS EnvelopedData for that key (envelope.go).
 func (s *Server) serverkeygen(w http.ResponseWriter, r *http.Request, l *label) {
 	const op = "serverkeygen"
-	if l.pool == nil {
-		s.fail(w, r, op, "", ca.Errorf(ca.ErrNotFound, "serverkeygen is not enabled for EST label %s", l.name))
+	a := s.admit(w, r, l, op)
+	if a == nil {
 		return
 	}
-	if !s.allow(w, r, op) {
-		return
-	}
-	der, err := readBody(w, r)
-	if err != nil {
-		s.fail(w, r, op, "", badBody(err))
-		return
-	}
-	asked, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		s.fail(w, r, op, "", ca.Wrap(ca.ErrBadCSR, err, "malformed CSR"))
-		return
-	}
-	p, err := s.authenticate(r, l)
-	if err != nil {
-		s.fail(w, r, op, "", err)
-		return
-	}
-	if err := s.checkTLSUnique(r, l, der); err != nil {
-		s.release(r, p)
-		s.fail(w, r, op, p.requester, err)
-		return
-	}
+	p, asked := a.p, a.csr
 	recip, err := s.keyRecipient(r, p, asked)
 	if err != nil {
 		s.release(r, p)

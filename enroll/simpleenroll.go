@@ -10,40 +10,19 @@ import (
 
 // simpleenroll answers POST /simpleenroll (RFC 7030 section 4.2.1): the
 // device sends a PKCS#10 request and gets its certificate back, after
-// authenticating with a client certificate or a one-time token. On a label
-// with approval the first request is parked and answered 202; retries
-// with the same CSR pick the certificate up once an operator approves.
+// authenticating with a client certificate or a one-time token (the
+// label's rules, rules.go). On a label with approval the first request is
+// parked and answered 202; retries with the same CSR pick the certificate
+// up once an operator approves.
 func (s *Server) simpleenroll(w http.ResponseWriter, r *http.Request, l *label) {
-	const op = "simpleenroll"
-	if !s.allow(w, r, op) {
+	a := s.admit(w, r, l, "simpleenroll")
+	if a == nil {
 		return
 	}
-	csr, err := readBody(w, r)
+	issued, err := s.issue(r, l, a.p, a.der, "")
 	if err != nil {
-		s.fail(w, r, op, "", badBody(err))
-		return
-	}
-	if l.Approval && s.pickUp(w, r, l, csr) {
-		return
-	}
-	p, err := s.authenticate(r, l)
-	if err != nil {
-		s.fail(w, r, op, "", err)
-		return
-	}
-	if err := s.checkTLSUnique(r, l, csr); err != nil {
-		s.release(r, p)
-		s.fail(w, r, op, p.requester, err)
-		return
-	}
-	if l.Approval {
-		s.park(w, r, l, p, csr)
-		return
-	}
-	issued, err := s.issue(r, l, p, csr, "")
-	if err != nil {
-		s.release(r, p)
-		s.fail(w, r, op, p.requester, err)
+		s.release(r, a.p)
+		s.fail(w, r, "simpleenroll", a.p.requester, err)
 		return
 	}
 	s.sendCert(w, r, issued.Certificate)

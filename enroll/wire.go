@@ -42,6 +42,15 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 var errTooLarge = errors.New("request body too large")
 
 func decodeBody(body []byte) ([]byte, error) {
+	der, err := decodeLenient(body)
+	if err == nil && len(der) == 0 {
+		// An empty PEM block: nothing to parse, and not a CSR.
+		return nil, errors.New("body decodes to nothing")
+	}
+	return der, err
+}
+
+func decodeLenient(body []byte) ([]byte, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, errors.New("empty body")

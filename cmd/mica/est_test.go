@@ -51,11 +51,11 @@ func TestESTDev(t *testing.T) {
 	}
 	shell(`openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout dev.key -subj /CN=dev1 -outform DER 2>/dev/null | base64 -w0 > req.b64
 curl -sS --fail --cacert "$ROOT" -u "$CRED" -H 'Content-Type: application/pkcs10' --data-binary @req.b64 "$BASE/simpleenroll" | base64 -d | openssl pkcs7 -inform DER -print_certs > dev.pem`)
-	if code := shell(`curl -sS -o /dev/null -w '%{http_code}' --cacert "$ROOT" -u "$CRED" --data-binary @req.b64 "$BASE/simpleenroll"`); code != "401" {
+	if code := shell(`curl -sS -o /dev/null -w '%{http_code}' --cacert "$ROOT" -u "$CRED" -H 'Content-Type: application/pkcs10' --data-binary @req.b64 "$BASE/simpleenroll"`); code != "401" {
 		t.Errorf("token reuse answered %s, want 401", code)
 	}
 	shell(`openssl req -new -key dev.key -subj /CN=dev1 -outform DER | base64 -w0 > re.b64
-curl -sS --fail --cacert "$ROOT" --cert dev.pem --key dev.key --data-binary @re.b64 "$BASE/simplereenroll" | base64 -d | openssl pkcs7 -inform DER -print_certs > dev2.pem`)
+curl -sS --fail --cacert "$ROOT" --cert dev.pem --key dev.key -H 'Content-Type: application/pkcs10' --data-binary @re.b64 "$BASE/simplereenroll" | base64 -d | openssl pkcs7 -inform DER -print_certs > dev2.pem`)
 	old, renewed := shell(`openssl x509 -in dev.pem -noout -serial`), shell(`openssl x509 -in dev2.pem -noout -serial`)
 	if old == renewed {
 		t.Errorf("re-enrollment returned the same certificate")
@@ -70,7 +70,7 @@ curl -sS --fail --cacert "$ROOT" --cert dev.pem --key dev.key --data-binary @re.
 	tok2 := c.must("est", "token", "create", "--data", dir, "--names", "dev3.test")
 	l2 := strings.Split(strings.TrimSpace(tok2.stdout), "\n")
 	out := shell(`openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout t.key -subj /CN=dev3.test -addext subjectAltName=DNS:dev3.test -outform DER 2>/dev/null | base64 -w0 > skg.b64
-curl -sS --fail --cacert "$ROOT" -u '` + l2[len(l2)-1] + `' --data-binary @skg.b64 "$BASE/serverkeygen"`)
+curl -sS --fail --cacert "$ROOT" -u '` + l2[len(l2)-1] + `' -H 'Content-Type: application/pkcs10' --data-binary @skg.b64 "$BASE/serverkeygen"`)
 	if !strings.Contains(out, "application/pkcs8") || !strings.Contains(out, "application/pkcs7-mime") {
 		t.Errorf("serverkeygen response:\n%s", out)
 	}
