@@ -65,7 +65,7 @@ type protectedHeader struct {
 	// allows no JWS extensions, and an unencoded payload (RFC 7797,
 	// b64: false) would otherwise be verified over different bytes than
 	// the ones decoded.
-	B64  *bool          `json:"b64"`
+	B64  *bool           `json:"b64"`
 	Crit json.RawMessage `json:"crit"`
 }
 
