@@ -9,10 +9,13 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	xacme "golang.org/x/crypto/acme"
 
+	"github.com/mica-pki/mica/acme"
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/inventory"
 	"github.com/mica-pki/mica/inventory/inventorytest"
@@ -103,4 +106,24 @@ func (e *testEnv) cliIssue(ctx context.Context, key crypto.Signer, profile strin
 		e.t.Fatalf("Issue %s %v %v: %v", profile, subject, dns, err)
 	}
 	return iss.Certificate
+}
+
+// TestRevocationNeedsCurrentAuthorizations: authorizations past their
+// expiry no longer let an account revoke what it did not order.
+func TestRevocationNeedsCurrentAuthorizations(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	var skew atomic.Int64 // added to the ACME server's clock
+	e := newEnv(t, inventorytest.SQLite(t), func(o *acme.Options) {
+		o.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	bob := e.client(ctx)
+	e.issue(ctx, bob, "http-01", "x.test")
+	first := e.cliIssue(ctx, newKey(t), "server", pkix.Name{}, []string{"x.test"}, nil)
+	second := e.cliIssue(ctx, newKey(t), "server", pkix.Name{}, []string{"x.test"}, nil)
+	if err := bob.RevokeCert(ctx, nil, first.Raw, xacme.CRLReasonUnspecified); err != nil {
+		t.Fatalf("revocation with a current authorization: %v", err)
+	}
+	skew.Store(int64(e.opts.OrderLifetime + 25*time.Hour)) // past the authorization's expiry
+	wantProblem(t, bob.RevokeCert(ctx, nil, second.Raw, xacme.CRLReasonUnspecified), "unauthorized", http.StatusForbidden)
 }
