@@ -63,7 +63,7 @@ func (s *Server) newAccount(w http.ResponseWriter, req *request) error {
 	switch {
 	case err == nil && existing.Profile == chiProfile(req.Request):
 		if existing.Status != inventory.ACMEAccountValid {
-			return unauthorized("the account of this key is %s", existing.Status)
+			return accountNotValid(existing.Status)
 		}
 		writeJSON(w, http.StatusOK, s.accountURL(req.Request, existing.ID), s.accountObject(req.Request, existing))
 		return nil
@@ -173,7 +173,7 @@ func (s *Server) account(w http.ResponseWriter, req *request) error {
 	}
 	if err := s.store.UpdateACMEAccount(req.Context(), acct, s.event(req, action, url)); err != nil {
 		if errors.Is(err, inventory.ErrConflict) {
-			return unauthorized("the account is no longer valid")
+			return accountNotValid("no longer valid")
 		}
 		return internal(err)
 	}

@@ -27,32 +27,42 @@ const issueTimeout = 5 * time.Minute
 // carries the outcome; otherwise it is "processing" with Retry-After and
 // the client polls the order (the Location header).
 func (s *Server) finalize(w http.ResponseWriter, req *request) error {
-	var in struct {
-		CSR string `json:"csr"`
-	}
-	if p := decodePayload(req, &in); p != nil {
-		return p
-	}
 	o, zs, err := s.loadOrder(req, chi.URLParam(req.Request, "id"))
 	if err != nil {
 		return err
 	}
+	// From here every refusal is audited as acme.order.finalize with
+	// outcome error, as the CA's own failures are in issue: a CSR that
+	// does not match or a CAA record that forbids issuance is exactly
+	// what an operator looks for afterwards.
+	refuse := func(err error) error {
+		p := caProblem(err)
+		ev := s.event(req, "acme.order.finalize", "acme-order:"+o.ID)
+		ev.Outcome = "error"
+		s.audit(req.Context(), ev, map[string]any{"status": o.Status, "problem": p.Type, "detail": p.Detail})
+		return p
+	}
+	var in struct {
+		CSR string `json:"csr"`
+	}
+	if p := decodePayload(req, &in); p != nil {
+		return refuse(p)
+	}
 	orderURL := s.url(req.Request, "order", o.ID)
 	if o.Status != statusReady {
-		p := problem(probOrderNotReady, http.StatusForbidden, "the order is %s, not ready", o.Status)
-		return p
+		return refuse(problem(probOrderNotReady, http.StatusForbidden, "the order is %s, not ready", o.Status))
 	}
 	der, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(in.CSR, "="))
 	if err != nil {
-		return problem(probBadCSR, http.StatusBadRequest, "csr is not base64url")
+		return refuse(problem(probBadCSR, http.StatusBadRequest, "csr is not base64url"))
 	}
-	if p := csrMatchesOrder(der, o); p != nil {
-		return p
+	if p := csrMatchesOrder(der, o, req.account); p != nil {
+		return refuse(p)
 	}
 	// CAA once more, just before issuance: records may have changed since
 	// validation. A refusal leaves the order ready for a retry.
 	if p := s.caaOrder(req.Context(), s.profile(req.Request), s.accountURL(req.Request, o.AccountID), zs); p != nil {
-		return p
+		return refuse(p)
 	}
 	creq := ca.Request{CSR: der, Profile: o.Profile, Identifiers: caIdentifiers(o), Requester: s.accountURL(req.Request, o.AccountID),
 		Protocol: "acme", Source: remoteIP(req.Request)}
@@ -63,13 +73,13 @@ func (s *Server) finalize(w http.ResponseWriter, req *request) error {
 		creq.NotAfter = *o.NotAfter
 	}
 	if creq.Predecessor, err = s.predecessor(req, o); err != nil {
-		return err
+		return refuse(err)
 	}
 	if err := s.store.UpdateACMEOrder(req.Context(), o.ID, []string{statusReady}, inventory.ACMEOrderUpdate{Status: statusProcessing}); err != nil {
 		if errors.Is(err, inventory.ErrConflict) {
-			return problem(probOrderNotReady, http.StatusForbidden, "the order is being finalized by another request")
+			return refuse(problem(probOrderNotReady, http.StatusForbidden, "the order is being finalized by another request"))
 		}
-		return internal(err)
+		return refuse(internal(err))
 	}
 	s.m.order(statusProcessing)
 	ev := s.event(req, "acme.order.finalize", "acme-order:"+o.ID)
@@ -139,14 +149,19 @@ func caIdentifiers(o *inventory.ACMEOrder) []string {
 
 // csrMatchesOrder wants the CSR's names to be exactly the order's
 // identifiers (RFC 8555 section 7.4); the common name, if any, must be
-// one of them. A mismatch leaves the order ready for a corrected CSR.
-func csrMatchesOrder(der []byte, o *inventory.ACMEOrder) *Problem {
+// one of them. The CSR's key must not be the account key (section 11.1:
+// one key, one purpose). A mismatch leaves the order ready for a
+// corrected CSR.
+func csrMatchesOrder(der []byte, o *inventory.ACMEOrder, acct *inventory.ACMEAccount) *Problem {
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
 		return problem(probBadCSR, http.StatusBadRequest, "the CSR cannot be parsed")
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return problem(probBadCSR, http.StatusBadRequest, "the CSR signature does not verify")
+	}
+	if tp, err := thumbprintOfPublic(csr.PublicKey); err == nil && tp == acct.Thumbprint {
+		return problem(probBadCSR, http.StatusBadRequest, "the CSR's public key is the account key; use a separate key for the certificate")
 	}
 	var got, want []string
 	for _, n := range csr.DNSNames {

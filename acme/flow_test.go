@@ -167,8 +167,9 @@ func TestAccountLifecycle(t *testing.T) {
 	if err := c.DeactivateReg(ctx); err != nil {
 		t.Fatalf("DeactivateReg: %v", err)
 	}
+	// RFC 8555 section 7.3.6: a deactivated account is refused with 401.
 	_, err = c.AuthorizeOrder(ctx, []xacme.AuthzID{{Type: "dns", Value: "k.test"}})
-	wantProblem(t, err, "unauthorized", http.StatusForbidden)
+	wantProblem(t, err, "unauthorized", http.StatusUnauthorized)
 	evs, err := e.store.Events(ctx, inventory.EventFilter{Action: "acme.account."})
 	if err != nil {
 		t.Fatal(err)

@@ -61,6 +61,12 @@ type protectedHeader struct {
 	JWK   json.RawMessage `json:"jwk"`
 	Nonce string          `json:"nonce"`
 	URL   string          `json:"url"`
+	// B64 and Crit are read only to refuse them: RFC 8555 section 6.2
+	// allows no JWS extensions, and an unencoded payload (RFC 7797,
+	// b64: false) would otherwise be verified over different bytes than
+	// the ones decoded.
+	B64  *bool           `json:"b64"`
+	Crit json.RawMessage `json:"crit"`
 }
 
 type flatJWS struct {
@@ -185,6 +191,12 @@ func parseProtected(raw []byte) (*protectedHeader, *Problem) {
 	if err := json.Unmarshal(b, &h); err != nil {
 		return nil, malformed("the JWS protected header is not JSON")
 	}
+	if len(h.Crit) > 0 {
+		return nil, malformed("the JWS protected header lists critical extensions (crit), which ACME does not use")
+	}
+	if h.B64 != nil && !*h.B64 {
+		return nil, malformed("the JWS payload must be base64url-encoded (b64: false is not allowed)")
+	}
 	if !contains(algNames(), h.Alg) {
 		p := problem(probBadSignatureAlg, http.StatusBadRequest, "signature algorithm %q is not supported", h.Alg)
 		p.Algorithms = algNames()
@@ -251,9 +263,16 @@ func (s *Server) accountByKid(r *http.Request, kid string) (*inventory.ACMEAccou
 		return nil, internal(err)
 	}
 	if acct.Status != inventory.ACMEAccountValid {
-		return nil, unauthorized("the account is %s", acct.Status)
+		return nil, accountNotValid(acct.Status)
 	}
 	return acct, nil
+}
+
+// accountNotValid answers every request of a deactivated (or revoked)
+// account: RFC 8555 section 7.3.6 wants 401 unauthorized, so a client can
+// tell "this account is gone" from "this account may not do that" (403).
+func accountNotValid(status string) *Problem {
+	return problem(probUnauthorized, http.StatusUnauthorized, "the account is %s", status)
 }
 
 // thumbprint is the RFC 7638 SHA-256 thumbprint, base64url.

@@ -76,7 +76,7 @@ func (s *Server) keyChange(w http.ResponseWriter, req *request) error {
 		case errors.Is(err, inventory.ErrDuplicate):
 			return problem(probMalformed, http.StatusConflict, "the new key already belongs to an account")
 		case errors.Is(err, inventory.ErrConflict):
-			return unauthorized("the account is no longer valid")
+			return accountNotValid("no longer valid")
 		}
 		return internal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/net/idna"
 
 	"github.com/mica-pki/mica/inventory"
 )
@@ -64,9 +65,11 @@ func (s *Server) orderObject(r *http.Request, o *inventory.ACMEOrder) orderJSON 
 	return out
 }
 
-// normalizeIdentifier checks one identifier and returns it in canonical
-// form: lower-case DNS names (a leading "*." only as a whole label), IP
-// addresses as netip prints them (RFC 8738).
+// normalizeIdentifier checks one identifier as a certificate would carry
+// it and returns it in canonical form: lower-case DNS names of A-labels
+// (a leading "*." only as a whole label), IP addresses as netip prints
+// them (RFC 8738). Every refusal happens here, at newOrder, so a client
+// never validates names it can then not finalize.
 func normalizeIdentifier(id Identifier) (Identifier, *Problem) {
 	sub := func(typ, format string, args ...any) *Problem {
 		p := problem(typ, http.StatusBadRequest, format, args...)
@@ -75,14 +78,9 @@ func normalizeIdentifier(id Identifier) (Identifier, *Problem) {
 	}
 	switch id.Type {
 	case "dns":
-		v := strings.ToLower(strings.TrimSuffix(id.Value, "."))
-		if ip, err := netip.ParseAddr(v); err == nil {
-			// lego 4.9 sends IP identifiers as type dns.
-			return Identifier{Type: "ip", Value: ip.String()}, nil
-		}
-		name := strings.TrimPrefix(v, "*.")
-		if !validDNSName(name) {
-			return id, sub(probRejectedIdentifier, "%q is not a valid DNS name", id.Value)
+		v := strings.ToLower(id.Value)
+		if msg := dnsIdentifierError(v); msg != "" {
+			return id, sub(probRejectedIdentifier, "%q: %s", id.Value, msg)
 		}
 		return Identifier{Type: "dns", Value: v}, nil
 	case "ip":
@@ -95,21 +93,90 @@ func normalizeIdentifier(id Identifier) (Identifier, *Problem) {
 	return id, sub(probUnsupportedIdentifer, "identifier type %q is not supported", id.Type)
 }
 
-func validDNSName(n string) bool {
-	if n == "" || len(n) > 253 || !strings.Contains(n, ".") {
-		return false
+// dnsIdentifierError says what is wrong with a lower-cased dns identifier
+// value, or "" when it is a name a certificate may carry: no trailing
+// dot (certificates never carry one, RFC 5280 section 4.2.1.6), no IP
+// address in any spelling, labels of letters, digits and hyphens of at
+// most 63 octets, at most 253 octets, and A-labels that are valid
+// IDNA2008 (RFC 5891) in their canonical form.
+func dnsIdentifierError(v string) string {
+	name, _ := strings.CutPrefix(v, "*.")
+	switch {
+	case v == "":
+		return "the name is empty"
+	case strings.HasSuffix(v, "."):
+		return "a DNS name in a certificate has no trailing dot; send it without one"
+	case len(v) > 253:
+		return "the name is longer than 253 octets"
 	}
-	for _, label := range strings.Split(n, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
+	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil || numericTLD(name) {
+		// lego 4.9 sends IP addresses as type dns; a dns identifier that
+		// is an address (or could be read as one, "127.1") is refused so
+		// it is never validated or issued as a DNS name.
+		return "an IP address is not a DNS name; use an identifier of type ip"
+	}
+	if strings.Contains(name, "*") {
+		return "a wildcard is only allowed as the whole leftmost label (*.example.com)"
+	}
+	if !strings.Contains(name, ".") {
+		return "the name needs at least two labels"
+	}
+	idn := false
+	for label := range strings.SplitSeq(name, ".") {
+		switch {
+		case label == "":
+			return "the name has an empty label"
+		case len(label) > 63:
+			return "a label is longer than 63 octets"
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return "a label starts or ends with a hyphen"
 		}
 		for _, c := range label {
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return false
+				return "only letters, digits and hyphens are allowed (internationalized names as xn-- A-labels)"
 			}
+		}
+		if len(label) >= 4 && label[2:4] == "--" {
+			if !strings.HasPrefix(label, "xn--") {
+				return "a label has hyphens in the third and fourth positions but is not an xn-- A-label"
+			}
+			idn = true
+		}
+	}
+	if idn {
+		// An A-label must decode to a valid U-label and encode back to
+		// itself: that refuses bad punycode, labels that decode to plain
+		// ASCII and code points IDNA2008 disallows.
+		u, err := idna.Registration.ToUnicode(name)
+		if err != nil {
+			return "an xn-- label is not a valid IDNA2008 A-label"
+		}
+		if a, err := idna.Registration.ToASCII(u); err != nil || a != name {
+			return "an xn-- label is not a valid IDNA2008 A-label"
+		}
+	}
+	return ""
+}
+
+// numericTLD reports whether the last label is all digits: no top-level
+// domain is, and resolvers read names like "127.1" or "0x7f.1" as IPv4.
+func numericTLD(name string) bool {
+	last := name[strings.LastIndexByte(name, '.')+1:]
+	if last == "" {
+		return false
+	}
+	for _, c := range last {
+		if c < '0' || c > '9' {
+			return false
 		}
 	}
 	return true
+}
+
+// validDNSName reports whether n (lower case, no trailing dot, no
+// wildcard) is a name a certificate may carry.
+func validDNSName(n string) bool {
+	return !strings.HasPrefix(n, "*.") && dnsIdentifierError(n) == ""
 }
 
 // newOrder creates an order with one authorization per identifier

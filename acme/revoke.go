@@ -3,13 +3,18 @@ package acme
 import (
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/inventory"
@@ -75,6 +80,14 @@ func (s *Server) revokeCert(w http.ResponseWriter, req *request) error {
 	return nil
 }
 
+// mayRevoke is RFC 8555 section 7.6's authority check. A JWK-signed
+// request must be signed by the certificate's own key. A kid-signed one
+// must come from the account that ordered the certificate or from one
+// holding current authorizations for every identifier the certificate
+// carries. A certificate naming anything ACME cannot validate (no SANs,
+// a common name that is not one of its SANs, URIs, e-mail addresses,
+// other name forms) can therefore never be revoked by an unrelated
+// account, whatever authorizations it holds.
 func (s *Server) mayRevoke(req *request, rec *inventory.Certificate, cert *x509.Certificate) *Problem {
 	if req.jwk != nil {
 		// Signed with a key: it must be the certificate's.
@@ -88,17 +101,72 @@ func (s *Server) mayRevoke(req *request, rec *inventory.Certificate, cert *x509.
 	if rec.Requester == s.accountURL(req.Request, req.account.ID) {
 		return nil
 	}
-	// RFC 8555 section 7.6: an account holding authorizations for every
-	// name may revoke too.
-	for _, san := range rec.SANs {
-		typ, value, _ := strings.Cut(san, ":")
-		zs, err := s.store.ACMEAuthzs(req.Context(), inventory.ACMEAuthzFilter{AccountID: req.account.ID, Status: statusValid, Value: strings.TrimPrefix(value, "*.")})
+	const refused = "this account did not order the certificate and holds no current authorization for %s"
+	ids, why := revocationIdentifiers(cert)
+	if why != "" {
+		return unauthorized("this account did not order the certificate, and the certificate %s, which no ACME authorization covers", why)
+	}
+	now := s.now()
+	for _, id := range ids {
+		value, wildcard := strings.CutPrefix(id.Value, "*.")
+		zs, err := s.store.ACMEAuthzs(req.Context(), inventory.ACMEAuthzFilter{AccountID: req.account.ID, Status: statusValid, Value: value})
 		if err != nil {
 			return internal(err)
 		}
-		if !slices.ContainsFunc(zs, func(z inventory.ACMEAuthz) bool { return z.Identifier.Type == typ && s.now().Before(z.Expires) }) {
-			return unauthorized("this account did not order the certificate and holds no valid authorization for %s", value)
+		// A wildcard name needs the wildcard's own authorization, and a
+		// plain name a plain one: the two are validated differently.
+		if !slices.ContainsFunc(zs, func(z inventory.ACMEAuthz) bool {
+			return z.Identifier.Type == id.Type && z.Wildcard == wildcard && now.Before(z.Expires)
+		}) {
+			return unauthorized(refused, id.Value)
 		}
 	}
 	return nil
 }
+
+// revocationIdentifiers lists the ACME identifiers a certificate names,
+// read from the certificate itself, or says why it names something else
+// too. Go's parser keeps only some SAN forms, so the SAN extension is
+// walked here: every GeneralName must be a dNSName or an iPAddress.
+func revocationIdentifiers(cert *x509.Certificate) ([]Identifier, string) {
+	var ids []Identifier
+	for _, ext := range cert.Extensions {
+		if !ext.Id.Equal(oidSAN) {
+			continue
+		}
+		in := cryptobyte.String(ext.Value)
+		var seq cryptobyte.String
+		if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() {
+			return nil, "has a subject alternative name extension that cannot be read"
+		}
+		for !seq.Empty() {
+			var tag cbasn1.Tag
+			var v cryptobyte.String
+			if !seq.ReadAnyASN1(&v, &tag) {
+				return nil, "has a subject alternative name extension that cannot be read"
+			}
+			switch tag {
+			case cbasn1.Tag(2).ContextSpecific(): // dNSName
+				ids = append(ids, Identifier{Type: "dns", Value: strings.ToLower(string(v))})
+			case cbasn1.Tag(7).ContextSpecific(): // iPAddress
+				ip, ok := netip.AddrFromSlice(v)
+				if !ok {
+					return nil, "has an IP address SAN that cannot be read"
+				}
+				ids = append(ids, Identifier{Type: "ip", Value: ip.Unmap().String()})
+			default:
+				return nil, "names URIs, e-mail addresses or other names"
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, "has no DNS or IP subject alternative names"
+	}
+	if cn := strings.ToLower(cert.Subject.CommonName); cn != "" && !slices.ContainsFunc(ids, func(id Identifier) bool { return id.Value == cn }) {
+		return nil, "has a common name that is not one of its subject alternative names"
+	}
+	return ids, ""
+}
+
+// oidSAN is id-ce-subjectAltName (RFC 5280 section 4.2.1.6).
+var oidSAN = asn1.ObjectIdentifier{2, 5, 29, 17}

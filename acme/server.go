@@ -218,8 +218,13 @@ func profileName(n string) bool {
 	return true
 }
 
-// Mount registers the ACME routes on the HTTPS router.
+// Mount registers the ACME routes on the HTTPS router. Every path under
+// /acme/ belongs to ACME, so its 404s and 405s are problem documents with
+// a nonce like every other ACME error.
 func (s *Server) Mount(https, _ chi.Router) {
+	top := func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, notFound("ACME resource")) }
+	https.HandleFunc("/acme", top)
+	https.HandleFunc("/acme/", top)
 	https.Route("/acme/{profile}", func(r chi.Router) {
 		r.Use(s.common)
 		r.Get("/directory", s.directory)
@@ -238,11 +243,55 @@ func (s *Server) Mount(https, _ chi.Router) {
 		r.Post("/chall/{authz}/{id}", s.handle(s.challenge, kidOnly))
 		r.Post("/cert/{id}", s.handle(s.certificate, kidOnly))
 		r.Post("/cert/{id}/{alt}", s.handle(s.certificate, kidOnly))
-		r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, notFound("resource")) })
-		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-			writeProblem(w, problem(probMalformed, http.StatusMethodNotAllowed, "method %s not allowed here", r.Method))
+		r.NotFound(func(w http.ResponseWriter, req *http.Request) { s.writeError(w, req, notFound("resource")) })
+		r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+			// RFC 9110 section 15.5.6: a 405 lists the allowed methods.
+			// chi hands a custom handler no list, so ask the routes.
+			var allow []string
+			if rctx := chi.RouteContext(req.Context()); rctx != nil {
+				for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+					if r.Match(chi.NewRouteContext(), m, rctx.RoutePath) {
+						allow = append(allow, m)
+					}
+				}
+			}
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.writeError(w, req, problem(probMalformed, http.StatusMethodNotAllowed, "method %s not allowed here", req.Method))
 		})
 	})
+}
+
+// WriteError answers r with an ACME problem document when r is under
+// /acme/, and reports whether it did. The server's middleware calls it for
+// the errors it raises before routing (a body over the cap, a panic), so
+// ACME clients get problem+json and a fresh nonce there too. status is
+// the HTTP status; the detail is written for the client.
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, status int, detail string) bool {
+	if r.URL.Path != "/acme" && !strings.HasPrefix(r.URL.Path, "/acme/") {
+		return false
+	}
+	typ := probMalformed
+	if status >= 500 {
+		typ = probServerInternal
+	}
+	s.writeError(w, r, problem(typ, status, "%s", detail))
+	return true
+}
+
+// writeError sends p with the headers every ACME response carries (a
+// fresh nonce, no caching), for errors raised outside handle.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, p *Problem) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if h.Get("Replay-Nonce") == "" {
+		if nonce, err := s.newNonceValue(r.Context()); err != nil {
+			s.log.Error("acme: cannot create a nonce", "err", err)
+		} else {
+			h.Set("Replay-Nonce", nonce)
+		}
+	}
+	s.m.problem(p)
+	writeProblem(w, p)
 }
 
 // Describe lists the directory URLs for the `mica dev` banner.
@@ -271,7 +320,7 @@ func (s *Server) common(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := chi.URLParam(r, "profile")
 		if _, ok := s.profiles[name]; !ok {
-			writeProblem(w, notFound("ACME directory"))
+			s.writeError(w, r, notFound("ACME directory"))
 			return
 		}
 		h := w.Header()

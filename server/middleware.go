@@ -62,7 +62,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path,
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if r.Header.Get("Connection") != "Upgrade" {
-				http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+				s.httpError(w, r, http.StatusInternalServerError, http.StatusText(http.StatusInternalServerError))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -76,7 +76,7 @@ func (s *Server) capBody(next http.Handler) http.Handler {
 	limit := s.opts.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > limit {
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			s.httpError(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", limit))
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
@@ -84,6 +84,29 @@ func (s *Server) capBody(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ErrorWriter may be implemented by a Mounter whose clients expect errors
+// in their protocol's own format (ACME's problem documents with a fresh
+// nonce). The middleware asks it first for the errors it raises before
+// any route runs: a body over the cap, a recovered panic.
+type ErrorWriter interface {
+	// WriteError answers r with status and a detail safe to show the
+	// client, and reports whether it did; false leaves r to the next
+	// writer or to a plain-text error. Called concurrently; it must not
+	// read r's body.
+	WriteError(w http.ResponseWriter, r *http.Request, status int, detail string) bool
+}
+
+// httpError sends a middleware error: in a front end's format when one
+// claims r, as plain text otherwise.
+func (s *Server) httpError(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	for _, mt := range s.opts.Mount {
+		if ew, ok := mt.(ErrorWriter); ok && ew.WriteError(w, r, status, detail) {
+			return
+		}
+	}
+	http.Error(w, detail, status)
 }
 
 // IsBodyTooLarge reports whether err came from reading past the body cap,

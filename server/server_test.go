@@ -480,3 +480,50 @@ func TestNewErrors(t *testing.T) {
 		t.Errorf("New on a busy port = %v, want an HTTP listener error", err)
 	}
 }
+
+// protoErrors is a Mounter that claims /p/ for its own error format.
+type protoErrors struct{}
+
+func (protoErrors) Mount(https, _ chi.Router) {
+	https.Post("/p/boom", func(http.ResponseWriter, *http.Request) { panic("internal state") })
+	https.Post("/plain/boom", func(http.ResponseWriter, *http.Request) { panic("internal state") })
+}
+
+func (protoErrors) WriteError(w http.ResponseWriter, r *http.Request, status int, detail string) bool {
+	if !strings.HasPrefix(r.URL.Path, "/p/") {
+		return false
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"status":%d,"detail":%q}`, status, detail)
+	return true
+}
+
+// TestErrorWriterSeam: the errors the middleware raises before any route
+// (body over the cap, a recovered panic) are written by the front end that
+// claims the path, in its format; other paths keep plain text.
+func TestErrorWriterSeam(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(o *Options) { o.Mount = []Mounter{protoErrors{}} })
+	big := strings.Repeat("x", 5000)
+	for _, tc := range []struct {
+		path, body string
+		status     int
+		ctype      string
+	}{
+		{"/p/anything", big, 413, "application/problem+json"},
+		{"/p/boom", "", 500, "application/problem+json"},
+		{"/plain/anything", big, 413, "text/plain; charset=utf-8"},
+		{"/plain/boom", "", 500, "text/plain; charset=utf-8"},
+	} {
+		resp, err := h.client.Post(h.https+tc.path, "application/octet-stream", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != tc.ctype || strings.Contains(string(b), "internal state") {
+			t.Errorf("POST %s: %d %q %s, want %d %s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), b, tc.status, tc.ctype)
+		}
+	}
+}
