@@ -96,7 +96,7 @@ func (r RevocationConfig) withDefaults() RevocationConfig {
 type RevocationStats struct {
 	CRLsSigned       int64 // CRLs signed (full, shard and delta)
 	OCSPPreSigned    int64 // responses signed ahead of requests
-	OCSPLiveSigned   int64 // responses signed for a request (nonce, unknown, miss)
+	OCSPLiveSigned   int64 // responses signed for a request (nonce, non-SHA-1 CertID)
 	ResponderRotated int64 // delegated responder certificates issued
 }
 
