@@ -132,7 +132,7 @@ func (c *CA) issueResponder(ctx context.Context, a *issuing, now time.Time, vali
 	if err := c.store.CompleteCertificate(ctx, a.issuer.ID, serial, der, fmt.Sprintf("%x", fp[:]), ev); err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(storeErrKind(err), err, "committing the OCSP responder certificate failed"))
 	}
-	c.log.Info("OCSP responder certificate issued", "issuer", a.issuer.ID, "serial", serial, "not_after", na)
+	c.log.Info("OCSP responder certificate issued", "issuer", a.issuer.ID, "serial", inventory.FormatSerial(serial), "not_after", na)
 	return &responder{issuerID: a.issuer.ID, cert: cert, key: &countingSigner{Signer: key, now: c.now}}, nil
 }
 
@@ -269,7 +269,7 @@ func (r *revoker) respond(ctx context.Context, req *revocation.Request) OCSPAnsw
 		case err == nil && now.Before(pre.NextUpdate):
 			return OCSPAnswer{DER: pre.DER, Status: pre.Status, Cacheable: true, ThisUpdate: pre.ThisUpdate, NextUpdate: pre.NextUpdate}
 		case err != nil && !errors.Is(err, inventory.ErrNotFound):
-			r.log.Error("OCSP: reading the pre-signed response failed", "issuer", ik.id, "serial", serial, "err", err)
+			r.log.Error("OCSP: reading the pre-signed response failed", "issuer", ik.id, "serial", inventory.FormatSerial(serial), "err", err)
 			return internal
 		}
 	}
@@ -297,14 +297,14 @@ func (r *revoker) respond(ctx context.Context, req *revocation.Request) OCSPAnsw
 		// Missing or stale pre-signed response: sign it now, for everyone.
 		pre, err := r.presign(ctx, rec)
 		if err != nil {
-			r.log.Error("OCSP: signing a response failed", "issuer", ik.id, "serial", serial, "err", err)
+			r.log.Error("OCSP: signing a response failed", "issuer", ik.id, "serial", inventory.FormatSerial(serial), "err", err)
 			return internal
 		}
 		return OCSPAnswer{DER: pre.DER, Status: pre.Status, Cacheable: true, ThisUpdate: pre.ThisUpdate, NextUpdate: pre.NextUpdate}
 	}
 	der, resp, err := r.signResponse(ctx, ik, req.CertID, rec, req.Nonce)
 	if err != nil {
-		r.log.Error("OCSP: signing a response failed", "issuer", ik.id, "serial", serial, "err", err)
+		r.log.Error("OCSP: signing a response failed", "issuer", ik.id, "serial", inventory.FormatSerial(serial), "err", err)
 		return internal
 	}
 	r.live.Add(1)
