@@ -131,6 +131,19 @@ func TestOCSPUnknownSerialUnsigned(t *testing.T) {
 		}
 		reqs = append(reqs, req{h.String(), der}, req{h.String() + "+nonce", withNonce(t, der)})
 	}
+	// And a CertID naming an issuer this CA does not hold.
+	fkey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ftmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Someone Else's CA"}, IsCA: true, BasicConstraintsValid: true}
+	fder, err := x509.CreateCertificate(rand.Reader, ftmpl, ftmpl, fkey.Public(), fkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := x509.ParseCertificate(fder)
+	fq, err := ocsp.CreateRequest(e.leaf, foreign, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs = append(reqs, req{"foreign issuer", fq}, req{"foreign issuer+nonce", withNonce(t, fq)})
 	before, stats := e.signs.Load(), e.ca.RevocationStats()
 	for _, rq := range reqs {
 		for _, hr := range []struct {
