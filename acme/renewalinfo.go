@@ -61,9 +61,9 @@ func (s *Server) renewalInfo(w http.ResponseWriter, r *http.Request) {
 		if ms.Before(start) {
 			start, end = ms, me
 		}
-		s.log.Debug("acme: ARI suggests migrating to the new issuer", "issuer", c.IssuerID, "serial", c.Serial, "start", start)
+		s.log.Debug("acme: ARI suggests migrating to the new issuer", "issuer", c.IssuerID, "serial", inventory.FormatSerial(c.Serial), "start", start)
 	case urgent != "":
-		s.log.Debug("acme: ARI suggests renewing now", "issuer", c.IssuerID, "serial", c.Serial, "why", urgent)
+		s.log.Debug("acme: ARI suggests renewing now", "issuer", c.IssuerID, "serial", inventory.FormatSerial(c.Serial), "why", urgent)
 		start, end = now.Add(-time.Hour), now.Add(time.Hour)
 	}
 	w.Header().Set("Retry-After", "21600")

@@ -377,7 +377,7 @@ func (e *Engine) external(ctx context.Context) ([]Item, error) {
 	}
 	out := make([]Item, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, Item{Subject: "sha256:" + d.FingerprintSHA256, Serial: d.Serial, CommonName: d.CommonName,
+		out = append(out, Item{Subject: "sha256:" + d.FingerprintSHA256, Serial: inventory.FormatSerial(d.Serial), CommonName: d.CommonName,
 			NotAfter: d.NotAfter, Detail: "external certificate issued by " + d.Issuer})
 	}
 	return out, nil
@@ -409,7 +409,7 @@ func (e *Engine) sentEvent(a Alert, subjects []string) inventory.Event {
 }
 
 func certItem(c *inventory.Certificate) Item {
-	return Item{Subject: "cert:" + c.IssuerID + "/" + c.Serial, IssuerID: c.IssuerID, Serial: c.Serial,
+	return Item{Subject: "cert:" + c.IssuerID + "/" + c.Serial, IssuerID: c.IssuerID, Serial: inventory.FormatSerial(c.Serial),
 		CommonName: c.CommonName, NotAfter: c.NotAfter}
 }
 

@@ -214,9 +214,14 @@ func listNets(set map[netip.Prefix]bool, limit int) string {
 	return strings.Join(all, ", ")
 }
 
+// serialOf is the serial of a "cert:{issuer}/{serial}" object, printed
+// the one way serials are printed (inventory.FormatSerial).
 func serialOf(object string) string {
-	_, serial, _ := strings.Cut(object, "/")
-	return serial
+	i := strings.LastIndexByte(object, '/')
+	if !strings.HasPrefix(object, "cert:") || i < 0 || i == len(object)-1 {
+		return ""
+	}
+	return inventory.FormatSerial(object[i+1:])
 }
 
 func orUnknown(s string) string {

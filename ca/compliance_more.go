@@ -150,7 +150,7 @@ func moreChecks(in ComplianceInput) []Check {
 	for _, d := range in.Discovered {
 		if reason := weakDiscovered(d); reason != "" {
 			res = CheckFail
-			ev = append(ev, fmt.Sprintf("%s (%s, serial %s): %s", orNone(d.CommonName), d.Issuer, d.Serial, reason))
+			ev = append(ev, fmt.Sprintf("%s (%s, serial %s): %s", orNone(d.CommonName), d.Issuer, inventory.FormatSerial(d.Serial), reason))
 		}
 		if d.External {
 			external++
@@ -183,7 +183,7 @@ func moreChecks(in ComplianceInput) []Check {
 		default:
 			continue
 		}
-		ev = append(ev, fmt.Sprintf("%s (%s/%s) expires %s with no renewal", orNone(c.CommonName), c.IssuerID, c.Serial, c.NotAfter.UTC().Format(time.RFC3339)))
+		ev = append(ev, fmt.Sprintf("%s (%s/%s) expires %s with no renewal", orNone(c.CommonName), c.IssuerID, inventory.FormatSerial(c.Serial), c.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	add("expiry-renewal", "No certificate is past its renewal window without a successor", ctlExpiry, res, ev)
 	return out

@@ -82,7 +82,7 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 			return nil, c.fail(ctx, req, pol.Name, err)
 		}
 		if len(warns) > 0 {
-			c.log.Warn("issued certificate has lint warnings", "issuer", a.issuer.ID, "serial", serial, "profile", pol.Name, "lints", fmt.Sprint(warns))
+			c.log.Warn("issued certificate has lint warnings", "issuer", a.issuer.ID, "serial", inventory.FormatSerial(serial), "profile", pol.Name, "lints", fmt.Sprint(warns))
 		}
 
 		// Step 3: record. The serial and everything we know about the
@@ -97,7 +97,7 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 		if !errors.Is(err, inventory.ErrDuplicate) || attempt >= maxSerialAttempts {
 			return nil, c.fail(ctx, req, pol.Name, Wrap(storeErrKind(err), err, "recording the certificate request failed"))
 		}
-		c.log.Warn("serial collision, drawing another", "issuer", a.issuer.ID, "serial", serial, "attempt", attempt)
+		c.log.Warn("serial collision, drawing another", "issuer", a.issuer.ID, "serial", inventory.FormatSerial(serial), "attempt", attempt)
 	}
 
 	// Step 4: sign, once, with the HSM key. Then prove that what was signed
@@ -145,7 +145,7 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 	if c.rev != nil {
 		c.rev.certIssued(ctx, rec)
 	}
-	c.log.Info("certificate issued", "issuer", a.issuer.ID, "serial", serial, "profile", pol.Name,
+	c.log.Info("certificate issued", "issuer", a.issuer.ID, "serial", inventory.FormatSerial(serial), "profile", pol.Name,
 		"requester", req.Requester, "protocol", req.Protocol, "not_after", rec.NotAfter)
 	return &Issued{Certificate: cert, Chain: slices.Clone(a.chain), Record: rec}, nil
 }
@@ -181,13 +181,13 @@ func (c *CA) record(a *issuing, chk *checked, req Request, pol *policy, serial s
 // should still happen. If it fails too, the row stays "requested", which
 // is what a crash would leave.
 func (c *CA) abandon(ctx context.Context, req Request, rec *inventory.Certificate, err error) error {
-	c.log.Error("issuance failed after reservation", "issuer", rec.IssuerID, "serial", rec.Serial, "err", err)
+	c.log.Error("issuance failed after reservation", "issuer", rec.IssuerID, "serial", inventory.FormatSerial(rec.Serial), "err", err)
 	details, _ := json.Marshal(map[string]any{"profile": rec.Profile, "reason": UserMessage(err)})
 	ev := c.event(req, "cert.issue", objectCert(rec.IssuerID, rec.Serial), "error", details)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if ferr := c.store.FailCertificate(dctx, rec.IssuerID, rec.Serial, ev); ferr != nil {
-		c.log.Error("marking the reservation failed did not work either", "issuer", rec.IssuerID, "serial", rec.Serial, "err", ferr)
+		c.log.Error("marking the reservation failed did not work either", "issuer", rec.IssuerID, "serial", inventory.FormatSerial(rec.Serial), "err", ferr)
 	}
 	return err
 }

@@ -132,11 +132,12 @@ func (c *CA) issueResponder(ctx context.Context, a *issuing, now time.Time, vali
 	if err := c.store.CompleteCertificate(ctx, a.issuer.ID, serial, der, fmt.Sprintf("%x", fp[:]), ev); err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(storeErrKind(err), err, "committing the OCSP responder certificate failed"))
 	}
-	c.log.Info("OCSP responder certificate issued", "issuer", a.issuer.ID, "serial", serial, "not_after", na)
+	c.log.Info("OCSP responder certificate issued", "issuer", a.issuer.ID, "serial", inventory.FormatSerial(serial), "not_after", na)
 	return &responder{issuerID: a.issuer.ID, cert: cert, key: &countingSigner{Signer: key, now: c.now}}, nil
 }
 
-// signResponse signs the answer about rec (nil: unknown serial) for id.
+// signResponse signs the answer about rec for id. Serials we never issued
+// get no signed answer at all (see respond).
 func (r *revoker) signResponse(ctx context.Context, ik *issuerKey, id revocation.CertID, rec *inventory.Certificate, nonce []byte) ([]byte, revocation.Response, error) {
 	now := r.ca.now().UTC().Truncate(time.Second)
 	resp := revocation.Response{CertID: id, Status: revocation.Unknown, ThisUpdate: now, NextUpdate: now.Add(r.cfg.OCSPValidity), Nonce: nonce}
@@ -222,6 +223,8 @@ func (r *revoker) refreshOCSP(ctx context.Context, ik *issuerKey) error {
 // RespondOCSP answers one DER OCSP request. A request without a nonce is
 // answered from the pre-signed response when it is fresh (no signature);
 // a nonce, a non-SHA-1 CertID, or a missing response costs one signature.
+// A serial we never issued, or an issuer we do not hold, gets the constant
+// unsigned unauthorized response and costs nothing.
 // It never fails: problems become the unsuccessful OCSP statuses.
 func (c *CA) RespondOCSP(ctx context.Context, der []byte) OCSPAnswer {
 	if c.rev == nil {
@@ -236,6 +239,7 @@ func (c *CA) RespondOCSP(ctx context.Context, der []byte) OCSPAnswer {
 
 func (r *revoker) respond(ctx context.Context, req *revocation.Request) OCSPAnswer {
 	internal := OCSPAnswer{DER: []byte(revocation.InternalErrorResponse), Status: "internalError"}
+	unauthorized := OCSPAnswer{DER: []byte(revocation.UnauthorizedResponse), Status: "unauthorized"}
 	var ik *issuerKey
 	for _, refresh := range []bool{false, true} {
 		iks, err := r.issuerKeys(ctx, refresh)
@@ -252,7 +256,7 @@ func (r *revoker) respond(ctx context.Context, req *revocation.Request) OCSPAnsw
 		}
 	}
 	if ik == nil {
-		return OCSPAnswer{DER: []byte(revocation.UnauthorizedResponse), Status: "unauthorized"}
+		return unauthorized
 	}
 	serial := ""
 	if req.Serial != nil && req.Serial.Sign() > 0 {
@@ -265,7 +269,7 @@ func (r *revoker) respond(ctx context.Context, req *revocation.Request) OCSPAnsw
 		case err == nil && now.Before(pre.NextUpdate):
 			return OCSPAnswer{DER: pre.DER, Status: pre.Status, Cacheable: true, ThisUpdate: pre.ThisUpdate, NextUpdate: pre.NextUpdate}
 		case err != nil && !errors.Is(err, inventory.ErrNotFound):
-			r.log.Error("OCSP: reading the pre-signed response failed", "issuer", ik.id, "serial", serial, "err", err)
+			r.log.Error("OCSP: reading the pre-signed response failed", "issuer", ik.id, "serial", inventory.FormatSerial(serial), "err", err)
 			return internal
 		}
 	}
@@ -276,22 +280,31 @@ func (r *revoker) respond(ctx context.Context, req *revocation.Request) OCSPAnsw
 		case err == nil && got.State != inventory.StateRequested && got.State != inventory.StateFailed:
 			rec = got
 		case err != nil && !errors.Is(err, inventory.ErrNotFound):
-			r.log.Error("OCSP: looking up the certificate failed", "issuer", ik.id, "serial", serial, "err", err)
+			r.log.Error("OCSP: looking up the certificate failed", "issuer", ik.id, "serial", inventory.FormatSerial(serial), "err", err)
 			return internal
 		}
 	}
-	if rec != nil && req.Nonce == nil && req.HashAlgorithm == crypto.SHA1 {
+	if rec == nil {
+		// A serial this issuer never signed (never reserved, only
+		// reserved, or failed): there is nothing to vouch for, so the
+		// answer is the constant unsigned unauthorized (RFC 5019 section
+		// 2.2.3, RFC 6960 section 2.3), which costs no signature and
+		// stores nothing. Signing "unknown" here would let anyone make
+		// the HSM sign once per request by inventing serials.
+		return unauthorized
+	}
+	if req.Nonce == nil && req.HashAlgorithm == crypto.SHA1 {
 		// Missing or stale pre-signed response: sign it now, for everyone.
 		pre, err := r.presign(ctx, rec)
 		if err != nil {
-			r.log.Error("OCSP: signing a response failed", "issuer", ik.id, "serial", serial, "err", err)
+			r.log.Error("OCSP: signing a response failed", "issuer", ik.id, "serial", inventory.FormatSerial(serial), "err", err)
 			return internal
 		}
 		return OCSPAnswer{DER: pre.DER, Status: pre.Status, Cacheable: true, ThisUpdate: pre.ThisUpdate, NextUpdate: pre.NextUpdate}
 	}
 	der, resp, err := r.signResponse(ctx, ik, req.CertID, rec, req.Nonce)
 	if err != nil {
-		r.log.Error("OCSP: signing a response failed", "issuer", ik.id, "serial", serial, "err", err)
+		r.log.Error("OCSP: signing a response failed", "issuer", ik.id, "serial", inventory.FormatSerial(serial), "err", err)
 		return internal
 	}
 	r.live.Add(1)

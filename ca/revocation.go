@@ -96,7 +96,7 @@ func (r RevocationConfig) withDefaults() RevocationConfig {
 type RevocationStats struct {
 	CRLsSigned       int64 // CRLs signed (full, shard and delta)
 	OCSPPreSigned    int64 // responses signed ahead of requests
-	OCSPLiveSigned   int64 // responses signed for a request (nonce, unknown, miss)
+	OCSPLiveSigned   int64 // responses signed for a request (nonce, non-SHA-1 CertID)
 	ResponderRotated int64 // delegated responder certificates issued
 }
 
@@ -225,7 +225,7 @@ func (r *revoker) certIssued(ctx context.Context, rec *inventory.Certificate) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := r.presign(ctx, rec); err != nil {
-		r.log.Warn("pre-signing the OCSP response failed; it will be signed later", "issuer", rec.IssuerID, "serial", rec.Serial, "err", err)
+		r.log.Warn("pre-signing the OCSP response failed; it will be signed later", "issuer", rec.IssuerID, "serial", inventory.FormatSerial(rec.Serial), "err", err)
 	}
 }
 

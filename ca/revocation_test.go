@@ -148,8 +148,8 @@ func TestOCSPUnknownUnauthorizedMalformed(t *testing.T) {
 	// The same CertID, but for a serial our issuer never issued.
 	tmpl := *foreign
 	der, _ := ocsp.CreateRequest(&tmpl, e.init.Issuing, nil)
-	if a := e.ca.RespondOCSP(context.Background(), der); a.Status != "unknown" {
-		t.Errorf("unknown serial: status %q, want unknown", a.Status)
+	if a := e.ca.RespondOCSP(context.Background(), der); a.Status != "unauthorized" || string(a.DER) != "\x30\x03\x0a\x01\x06" {
+		t.Errorf("unknown serial: status %q, want unauthorized", a.Status)
 	}
 	der, _ = ocsp.CreateRequest(foreign, other.init.Issuing, nil)
 	if a := e.ca.RespondOCSP(context.Background(), der); a.Status != "unauthorized" || string(a.DER) != "\x30\x03\x0a\x01\x06" {

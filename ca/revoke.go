@@ -77,7 +77,7 @@ func (c *CA) Revoke(ctx context.Context, rr RevokeRequest) (*inventory.Certifica
 		c.auditRevoke(ctx, rr, err)
 		return nil, err
 	}
-	c.log.Info("certificate revoked", "issuer", rec.IssuerID, "serial", rec.Serial, "reason", rec.RevocationReason,
+	c.log.Info("certificate revoked", "issuer", rec.IssuerID, "serial", inventory.FormatSerial(rec.Serial), "reason", rec.RevocationReason,
 		"actor", rr.Actor, "protocol", rr.Protocol)
 	if c.rev != nil {
 		c.rev.certRevoked(ctx, rec)
@@ -105,7 +105,7 @@ func (c *CA) revoke(ctx context.Context, rr RevokeRequest) (*inventory.Certifica
 	case inventory.StateRevoked:
 		return nil, alreadyRevoked(cur)
 	case inventory.StateRequested, inventory.StateFailed:
-		return nil, Errorf(ErrNotFound, "certificate %s of issuer %s was never issued", serial, cur.IssuerID)
+		return nil, Errorf(ErrNotFound, "certificate %s of issuer %s was never issued", inventory.FormatSerial(serial), cur.IssuerID)
 	}
 
 	at := c.now().UTC().Truncate(time.Second)
@@ -119,9 +119,9 @@ func (c *CA) revoke(ctx context.Context, rr RevokeRequest) (*inventory.Certifica
 		if now, gerr := c.store.Certificate(ctx, cur.IssuerID, serial); gerr == nil && now.State == inventory.StateRevoked {
 			return nil, alreadyRevoked(now)
 		}
-		return nil, Wrap(ErrAlreadyRevoked, err, fmt.Sprintf("certificate %s of issuer %s cannot be revoked in its current state", serial, cur.IssuerID))
+		return nil, Wrap(ErrAlreadyRevoked, err, fmt.Sprintf("certificate %s of issuer %s cannot be revoked in its current state", inventory.FormatSerial(serial), cur.IssuerID))
 	case errors.Is(err, inventory.ErrNotFound):
-		return nil, Wrap(ErrNotFound, err, fmt.Sprintf("no certificate with serial %s at issuer %s", serial, cur.IssuerID))
+		return nil, Wrap(ErrNotFound, err, fmt.Sprintf("no certificate with serial %s at issuer %s", inventory.FormatSerial(serial), cur.IssuerID))
 	case err != nil:
 		return nil, Wrap(ErrUnavailable, err, "recording the revocation failed")
 	}
@@ -135,7 +135,7 @@ func (c *CA) findForRevocation(ctx context.Context, issuerID, serial string) (*i
 		cur, err := c.store.Certificate(ctx, issuerID, serial)
 		switch {
 		case errors.Is(err, inventory.ErrNotFound):
-			return nil, Wrap(ErrNotFound, err, fmt.Sprintf("no certificate with serial %s at issuer %s", serial, issuerID))
+			return nil, Wrap(ErrNotFound, err, fmt.Sprintf("no certificate with serial %s at issuer %s", inventory.FormatSerial(serial), issuerID))
 		case err != nil:
 			return nil, Wrap(ErrUnavailable, err, "looking up the certificate failed")
 		}
@@ -147,7 +147,7 @@ func (c *CA) findForRevocation(ctx context.Context, issuerID, serial string) (*i
 	}
 	switch len(found) {
 	case 0:
-		return nil, Errorf(ErrNotFound, "no certificate with serial %s", serial)
+		return nil, Errorf(ErrNotFound, "no certificate with serial %s", inventory.FormatSerial(serial))
 	case 1:
 		return &found[0], nil
 	}
@@ -155,7 +155,7 @@ func (c *CA) findForRevocation(ctx context.Context, issuerID, serial string) (*i
 	for i, f := range found {
 		ids[i] = f.IssuerID
 	}
-	return nil, Errorf(ErrBadRevocation, "serial %s is known at several issuers (%s); name the issuer", serial, strings.Join(ids, ", "))
+	return nil, Errorf(ErrBadRevocation, "serial %s is known at several issuers (%s); name the issuer", inventory.FormatSerial(serial), strings.Join(ids, ", "))
 }
 
 func alreadyRevoked(c *inventory.Certificate) error {
@@ -163,7 +163,7 @@ func alreadyRevoked(c *inventory.Certificate) error {
 	if c.RevokedAt != nil {
 		when = " on " + c.RevokedAt.UTC().Format(time.RFC3339)
 	}
-	return Errorf(ErrAlreadyRevoked, "certificate %s of issuer %s was already revoked%s (%s)", c.Serial, c.IssuerID, when, c.RevocationReason)
+	return Errorf(ErrAlreadyRevoked, "certificate %s of issuer %s was already revoked%s (%s)", inventory.FormatSerial(c.Serial), c.IssuerID, when, c.RevocationReason)
 }
 
 // auditRevoke records a refused or failed revocation.

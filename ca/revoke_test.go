@@ -69,7 +69,7 @@ func TestRevoke(t *testing.T) {
 	}{
 		{"twice", RevokeRequest{Serial: serial}, ErrAlreadyRevoked, "already revoked"},
 		{"twice with issuer", RevokeRequest{IssuerID: env.ca.IssuerID(), Serial: serial, Reason: "superseded"}, ErrAlreadyRevoked, "already revoked"},
-		{"unknown serial", RevokeRequest{Serial: "01:02:03"}, ErrNotFound, "no certificate with serial 10203"},
+		{"unknown serial", RevokeRequest{Serial: "01:02:03"}, ErrNotFound, "no certificate with serial 010203"},
 		{"unknown at issuer", RevokeRequest{IssuerID: "nope", Serial: serial}, ErrNotFound, "at issuer nope"},
 		{"bad reason", RevokeRequest{Serial: serial, Reason: "becauseISaidSo"}, ErrBadRevocation, `unknown revocation reason "becauseISaidSo"`},
 		{"certificateHold", RevokeRequest{Serial: serial, Reason: "certificateHold"}, ErrBadRevocation, "permanent"},

@@ -172,7 +172,9 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 		w.add(`actor = ?`, f.Actor)
 	}
 	if f.Object != "" {
-		w.add(`object = ?`, f.Object)
+		// A certificate object may be typed as printed (FormatObject):
+		// events store the canonical serial.
+		w.add(`object = ?`, ObjectKey(f.Object))
 	}
 	if !f.Since.IsZero() {
 		w.add(`at >= ?`, s.timeArg(f.Since))

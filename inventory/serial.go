@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"math/big"
 	"strings"
 )
 
@@ -93,4 +94,80 @@ func truncateForError(s string) string {
 		return s
 	}
 	return s[:max] + "…"
+}
+
+// FormatSerial is the one printed form of a serial, used by the admin API,
+// the web UI, the CLI, audit views and logs alike: upper-case hex in whole
+// octets with no separators, which is what `openssl x509 -noout -serial`
+// prints ("0A1B" for the stored "a1b", "00" for zero), so an operator can
+// compare MICA's output with openssl's by eye or by grep.
+//
+// s is normally a stored serial ([NormalizeSerial] form); any spelling
+// NormalizeSerial accepts gives the same result. Text that is not a serial
+// at all is returned bounded and otherwise unchanged, so a log line about
+// bad input still shows what was sent.
+func FormatSerial(s string) string {
+	h, err := NormalizeSerial(s)
+	if err != nil {
+		return truncateForError(s)
+	}
+	if len(h)%2 == 1 {
+		h = "0" + h
+	}
+	return strings.ToUpper(h)
+}
+
+// FormatSerialNumber prints a certificate's SerialNumber as
+// [FormatSerial] does. A negative serial (RFC 5280 forbids them, but
+// discovered certificates may carry one) gets openssl's leading minus.
+func FormatSerialNumber(n *big.Int) string {
+	if n == nil {
+		return ""
+	}
+	if n.Sign() < 0 {
+		return "-" + FormatSerial(new(big.Int).Neg(n).Text(16))
+	}
+	return FormatSerial(n.Text(16))
+}
+
+// FormatObject prints an audit event object for people: the serial of
+// "cert:{issuer}/{serial}" in [FormatSerial] form, anything else as
+// stored. The stored object keeps the canonical serial, so the hash chain
+// and equality lookups never depend on how a serial is displayed.
+func FormatObject(object string) string {
+	issuer, serial, ok := splitCertObject(object)
+	if !ok {
+		return object
+	}
+	return "cert:" + issuer + "/" + FormatSerial(serial)
+}
+
+// ObjectKey is the stored form of an audit object a person typed: the
+// serial of "cert:{issuer}/{serial}" in any spelling becomes the canonical
+// one, so filtering events by the object the UI printed finds them.
+// Anything else is returned as given.
+func ObjectKey(object string) string {
+	issuer, serial, ok := splitCertObject(object)
+	if !ok {
+		return object
+	}
+	n, err := NormalizeSerial(serial)
+	if err != nil {
+		return object
+	}
+	return "cert:" + issuer + "/" + n
+}
+
+// splitCertObject splits "cert:{issuer}/{serial}". The serial is what
+// follows the last slash, so an issuer ID containing one still splits.
+func splitCertObject(object string) (issuer, serial string, ok bool) {
+	rest, ok := strings.CutPrefix(object, "cert:")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i <= 0 || i == len(rest)-1 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
 }

@@ -64,7 +64,7 @@ func New(c Responder, log *slog.Logger, reg prometheus.Registerer) *Handler {
 				func() float64 { return float64(c.RevocationStats().CRLsSigned) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mica_ocsp_presigned_total", Help: "OCSP responses pre-signed by this process."},
 				func() float64 { return float64(c.RevocationStats().OCSPPreSigned) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mica_ocsp_live_signed_total", Help: "OCSP responses signed per request (nonce, unknown)."},
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mica_ocsp_live_signed_total", Help: "OCSP responses signed per request (nonce, non-SHA-1 CertID)."},
 				func() float64 { return float64(c.RevocationStats().OCSPLiveSigned) }),
 		)
 	}

@@ -74,11 +74,11 @@ func (b bulkRequest) check() error {
 func (s *Server) runBulk(ctx context.Context, b bulkRequest, targets []certRef, selector any, by inventory.Event) bulkResult {
 	res := bulkResult{Action: b.Action, Total: len(targets), Results: make([]bulkItem, 0, len(targets))}
 	for _, t := range targets {
-		item := bulkItem{Issuer: t.Issuer, Serial: t.Serial, OK: true, Status: http.StatusOK}
+		item := bulkItem{Issuer: t.Issuer, Serial: inventory.FormatSerial(t.Serial), OK: true, Status: http.StatusOK}
 		var err error
 		switch {
 		case t.Issuer == "":
-			err = fmt.Errorf("%w: certificate %s", inventory.ErrNotFound, t.Serial)
+			err = fmt.Errorf("%w: certificate %s", inventory.ErrNotFound, inventory.FormatSerial(t.Serial))
 		case b.Action == "revoke":
 			_, err = s.rev.Revoke(ctx, ca.RevokeRequest{IssuerID: t.Issuer, Serial: t.Serial, Reason: b.Reason,
 				Actor: by.Actor, Protocol: by.Protocol, Source: by.Source})
@@ -88,7 +88,7 @@ func (s *Server) runBulk(ctx context.Context, b bulkRequest, targets []certRef, 
 		if err != nil {
 			item.OK, item.Status, item.Error = false, statusOf(err), messageOf(err)
 			if item.Status == http.StatusInternalServerError {
-				s.log.Error("bulk action item failed", "action", b.Action, "issuer", t.Issuer, "serial", t.Serial, "err", err)
+				s.log.Error("bulk action item failed", "action", b.Action, "issuer", t.Issuer, "serial", inventory.FormatSerial(t.Serial), "err", err)
 			}
 			res.Failed++
 		} else {
@@ -139,7 +139,7 @@ func (s *Server) bulkTargets(ctx context.Context, issuer string, serials []strin
 				case 1:
 					ref.Issuer = found[0]
 				default:
-					return nil, fmt.Errorf("%w: serial %s is used by several issuers: give issuer/serial", inventory.ErrConflict, truncate(ref.Serial, 64))
+					return nil, fmt.Errorf("%w: serial %s is used by several issuers: give issuer/serial", inventory.ErrConflict, inventory.FormatSerial(ref.Serial))
 				}
 			}
 			if !seen[ref] {

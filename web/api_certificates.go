@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -12,12 +13,31 @@ import (
 )
 
 // certView is a certificate as the API shows it: the stored record with
-// its derived state, PEM and installations.
+// its derived state, PEM and installations. Its serials shadow the
+// record's (encoding/json prefers the shallower field) so they print in
+// the one display form, inventory.FormatSerial, as the UI and CLI do.
 type certView struct {
 	*inventory.Certificate
+	Serial         string                   `json:"serial"`
+	Predecessor    string                   `json:"predecessor,omitempty"`
+	SupersededBy   string                   `json:"superseded_by,omitempty"`
 	EffectiveState inventory.State          `json:"effective_state"`
 	PEM            string                   `json:"pem,omitempty"`
 	Installations  []inventory.Installation `json:"installations,omitempty"`
+}
+
+// newCertView wraps c with its state at now and its serials for display.
+func newCertView(c *inventory.Certificate, now time.Time) certView {
+	return certView{Certificate: c, Serial: inventory.FormatSerial(c.Serial), Predecessor: optionalSerial(c.Predecessor),
+		SupersededBy: optionalSerial(c.SupersededBy), EffectiveState: c.EffectiveState(now)}
+}
+
+// optionalSerial prints a serial that may be absent ("" stays "").
+func optionalSerial(s string) string {
+	if s == "" {
+		return ""
+	}
+	return inventory.FormatSerial(s)
 }
 
 // listCertificates: GET /api/v1/certificates?q=…&state=…&cursor=…
@@ -39,7 +59,7 @@ func (s *Server) listCertificates(w http.ResponseWriter, r *http.Request) {
 	}{Certificates: make([]certView, len(page.Certificates)), Next: page.Next}
 	for i := range page.Certificates {
 		c := &page.Certificates[i]
-		out.Certificates[i] = certView{Certificate: c, EffectiveState: c.EffectiveState(now)}
+		out.Certificates[i] = newCertView(c, now)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -93,7 +113,7 @@ func (s *Server) getCertificate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v := certView{Certificate: c, EffectiveState: c.EffectiveState(s.now())}
+	v := newCertView(c, s.now())
 	if len(c.DER) > 0 {
 		v.PEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER}))
 	}
@@ -132,7 +152,7 @@ func (s *Server) revokeCertificate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, certView{Certificate: rec, EffectiveState: rec.EffectiveState(s.now())})
+	writeJSON(w, http.StatusOK, newCertView(rec, s.now()))
 }
 
 // putLabels: PUT /api/v1/certificates/{serial}/labels
@@ -198,5 +218,5 @@ func (s *Server) applyLabels(w http.ResponseWriter, r *http.Request, issuer stri
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, certView{Certificate: c, EffectiveState: c.EffectiveState(s.now())})
+	writeJSON(w, http.StatusOK, newCertView(c, s.now()))
 }

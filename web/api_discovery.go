@@ -97,6 +97,9 @@ func (s *Server) listDiscovered(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	for i := range ds {
+		ds[i].Serial = inventory.FormatSerial(ds[i].Serial) // as everywhere: openssl's spelling
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"discovered": ds})
 }
 

@@ -29,6 +29,11 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	for i := range evs {
+		// Stored objects keep the canonical serial; people and scripts
+		// get the one printed form (and may filter with it).
+		evs[i].Object = inventory.FormatObject(evs[i].Object)
+	}
 	out := map[string]any{"events": evs}
 	if len(evs) > 0 && (limit == 0 || len(evs) == limit) {
 		out["next_before"] = evs[len(evs)-1].ID

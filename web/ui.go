@@ -44,7 +44,9 @@ const SessionTTL = 8 * time.Hour
 var pageNames = []string{"login", "dashboard", "certificates", "certificate", "list", "users", "discovery"}
 
 func parsePages() (map[string]*template.Template, error) {
-	funcs := template.FuncMap{}
+	// serial prints every serial in the one display form, as the API
+	// and CLI do.
+	funcs := template.FuncMap{"serial": inventory.FormatSerial}
 	pages := map[string]*template.Template{}
 	for _, n := range pageNames {
 		t, err := template.New(n).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+n+".html")

@@ -64,7 +64,7 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, e := range evs {
 		d.Rows = append(d.Rows, []string{strconv.FormatInt(e.ID, 10), e.Time.UTC().Format(time.DateTime), e.Actor, e.Action,
-			e.Object, e.Outcome, e.Protocol, e.Source, string(e.Details)})
+			inventory.FormatObject(e.Object), e.Outcome, e.Protocol, e.Source, string(e.Details)})
 	}
 	if len(evs) == f.Limit {
 		next := cloneWithout(q, "before")

@@ -168,7 +168,7 @@ func (s *Server) writePEMChain(w http.ResponseWriter, r *http.Request, c *invent
 		blocks = append(blocks, &pem.Block{Type: "CERTIFICATE", Bytes: is.DER})
 	}
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.pem"`, c.Serial))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.pem"`, inventory.FormatSerial(c.Serial)))
 	for _, b := range blocks {
 		_ = pem.Encode(w, b)
 	}

@@ -146,7 +146,7 @@ func (s *Server) certificatesCSV(w http.ResponseWriter, r *http.Request) {
 			if l == nil {
 				l = &inventory.Labels{}
 			}
-			rec := []string{c.IssuerID, c.Serial, c.CommonName, strings.Join(c.SANs, " "), string(c.EffectiveState(now)),
+			rec := []string{c.IssuerID, inventory.FormatSerial(c.Serial), c.CommonName, strings.Join(c.SANs, " "), string(c.EffectiveState(now)),
 				c.NotBefore.UTC().Format("2006-01-02T15:04:05Z"), c.NotAfter.UTC().Format("2006-01-02T15:04:05Z"), c.Profile, c.Protocol,
 				c.KeyType, l.Owner, l.Team, l.Environment, strings.Join(l.Tags, " "), c.FingerprintSHA256}
 			for i := range rec {

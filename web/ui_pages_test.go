@@ -179,8 +179,8 @@ func TestUIRenewedByAcrossIssuers(t *testing.T) {
 			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(30 * 24 * time.Hour), Predecessor: old.Serial, PredecessorIssuerID: "ca"})
 		op, _ := e.client(t, "ada", "correct horse battery")
 		code, body, _ := get(t, op, e.srv.URL+"/ui/certificates/ca/"+old.Serial)
-		want := `href="/ui/certificates/ca2/` + serial + `"`
-		if code != 200 || !strings.Contains(body, want) || strings.Contains(body, `class="renewed-by" href="/ui/certificates/ca/`+serial) {
+		want := `href="/ui/certificates/ca2/` + inventory.FormatSerial(serial) + `"`
+		if code != 200 || !strings.Contains(body, want) || strings.Contains(body, `class="renewed-by" href="/ui/certificates/ca/`+inventory.FormatSerial(serial)) {
 			t.Fatalf("certificate page = %d; want the Renewed by link %s:\n%s", code, want, rowOf(body, "Renewal chain"))
 		}
 		if code, _, _ := get(t, op, e.srv.URL+"/ui/certificates/ca2/"+serial); code != 200 {

@@ -91,12 +91,15 @@ func responseExtensions(t *testing.T, der []byte) (nonce []byte, single bool) {
 		!tbs.ReadASN1(&responses, cbasn1.SEQUENCE) || !responses.ReadASN1(&one, cbasn1.SEQUENCE) {
 		t.Fatal("bad ResponseData")
 	}
-	for !one.Empty() {
-		var tag cbasn1.Tag
-		var el cryptobyte.String
-		one.ReadAnyASN1(&el, &tag)
-		single = single || tag == cbasn1.Tag(1).Constructed().ContextSpecific()
+	// SingleResponse: certID, certStatus (whose revoked choice is also
+	// [1], so position matters), thisUpdate, [0] nextUpdate, then [1]
+	// singleExtensions.
+	var skip cryptobyte.String
+	if !one.SkipASN1(cbasn1.SEQUENCE) || !one.ReadAnyASN1(&skip, nil) || !one.SkipASN1(cbasn1.GeneralizedTime) ||
+		!one.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		t.Fatal("bad SingleResponse")
 	}
+	single = one.PeekASN1Tag(cbasn1.Tag(1).Constructed().ContextSpecific())
 	var exts cryptobyte.String
 	var present bool
 	if !tbs.ReadOptionalASN1(&exts, &present, cbasn1.Tag(1).Constructed().ContextSpecific()) || !tbs.Empty() {

@@ -99,7 +99,7 @@ func runBackupVerify(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "ok  test issuance by %s (serial %x) with the restored key\n", g.ca.IssuerID(), leaf.Certificate.SerialNumber)
+	fmt.Fprintf(e.stdout, "ok  test issuance by %s (serial %s) with the restored key\n", g.ca.IssuerID(), inventory.FormatSerialNumber(leaf.Certificate.SerialNumber))
 	req, err := ocsp.CreateRequest(leaf.Certificate, leaf.Chain[0], nil)
 	if err != nil {
 		return err
@@ -176,7 +176,7 @@ func checkRestoredStore(ctx context.Context, st *inventory.Store, m *manifest) (
 		}
 		is := certs[issuerID]
 		if is == nil || c.CheckSignatureFrom(is) != nil {
-			return bad("certificate %x is not signed by issuer %s", c.SerialNumber, issuerID)
+			return bad("certificate %s is not signed by issuer %s", inventory.FormatSerialNumber(c.SerialNumber), issuerID)
 		}
 		n++
 		return nil

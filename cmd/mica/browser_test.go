@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/mica-pki/mica/inventory"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -45,12 +47,12 @@ func TestBrowserUI(t *testing.T) {
 	work := t.TempDir()
 	leaf := filepath.Join(work, "ui.pem")
 	c.must(c.data("cert", "issue", "--csr", makeCSR(t, csrOpts{cn: "browser-target.test"}), "--profile", "server", "--out", leaf)...)
-	serial := readCerts(t, leaf)[0].SerialNumber.Text(16)
+	serial := inventory.FormatSerialNumber(readCerts(t, leaf)[0].SerialNumber)
 	var bulkSerials []string
 	for _, cn := range []string{"bulk-a.test", "bulk-b.test"} {
 		out := filepath.Join(work, cn+".pem")
 		c.must(c.data("cert", "issue", "--csr", makeCSR(t, csrOpts{cn: cn}), "--profile", "server", "--out", out)...)
-		bulkSerials = append(bulkSerials, readCerts(t, out)[0].SerialNumber.Text(16))
+		bulkSerials = append(bulkSerials, inventory.FormatSerialNumber(readCerts(t, out)[0].SerialNumber))
 	}
 	pw := writeSecret(t, work, "pw", "browser test password")
 	c.must(c.data("user", "create", "ada", "--role", "operator", "--password-file", pw)...)

@@ -165,15 +165,18 @@ func parseStates(s string) ([]inventory.State, error) {
 }
 
 // certView is the JSON shape of `cert list --json` and `cert show --json`:
-// the record with its derived state and openssl-style serial.
+// the record with its derived state and openssl-style serials.
 type certView struct {
 	inventory.Certificate
-	Serial string          `json:"serial"`
-	State  inventory.State `json:"state"`
+	Serial       string          `json:"serial"`
+	Predecessor  string          `json:"predecessor,omitempty"`
+	SupersededBy string          `json:"superseded_by,omitempty"`
+	State        inventory.State `json:"state"`
 }
 
 func viewOf(c inventory.Certificate, now time.Time) certView {
-	return certView{Certificate: c, Serial: displaySerial(c.Serial), State: c.EffectiveState(now)}
+	return certView{Certificate: c, Serial: displaySerial(c.Serial), Predecessor: displayOptionalSerial(c.Predecessor),
+		SupersededBy: displayOptionalSerial(c.SupersededBy), State: c.EffectiveState(now)}
 }
 
 func runCertList(ctx context.Context, e *env, args []string) error {

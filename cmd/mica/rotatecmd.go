@@ -225,8 +225,8 @@ func runCASignIntermediate(ctx context.Context, e *env, args []string) error {
 	if err := config.WriteFileAtomic(*out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "signed %s (serial %x, valid %s to %s); next: 'mica ca import %s' on the online CA\n",
-		cert.Subject.CommonName, cert.SerialNumber, cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), *out)
+	fmt.Fprintf(e.stdout, "signed %s (serial %s, valid %s to %s); next: 'mica ca import %s' on the online CA\n",
+		cert.Subject.CommonName, inventory.FormatSerialNumber(cert.SerialNumber), cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), *out)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/config"
+	"github.com/mica-pki/mica/inventory"
 	"github.com/mica-pki/mica/metrics"
 	"github.com/mica-pki/mica/server"
 	"github.com/mica-pki/mica/status"
@@ -254,6 +255,6 @@ func (s *serverCert) renewLoop(ctx context.Context) {
 			continue
 		}
 		s.cur.Store(&cert)
-		s.log.Info("renewed the HTTPS certificate", "serial", cert.Leaf.SerialNumber.Text(16), "not_after", cert.Leaf.NotAfter)
+		s.log.Info("renewed the HTTPS certificate", "serial", inventory.FormatSerialNumber(cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
 	}
 }

@@ -140,15 +140,10 @@ func colonHex(h string) string {
 	return b.String()
 }
 
-// displaySerial prints a stored serial (lower-case hex, no leading zeros) the
-// way `openssl x509 -noout -serial` does: upper case, whole bytes.
-func displaySerial(s string) string {
-	s = strings.ToUpper(s)
-	if len(s)%2 == 1 {
-		s = "0" + s
-	}
-	return s
-}
+// displaySerial prints a serial the way `openssl x509 -noout -serial`
+// does: upper case, whole bytes. It is inventory.FormatSerial, the one
+// form the API, UI and logs print too.
+func displaySerial(s string) string { return inventory.FormatSerial(s) }
 
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
