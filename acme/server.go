@@ -124,6 +124,9 @@ type Options struct {
 	Registry prometheus.Registerer
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// Denials counts requests whose JWS fails verification (audit.go);
+	// nil: they are only logged.
+	Denials DenialRecorder
 }
 
 // Server is the ACME front end. Create it with New; it implements

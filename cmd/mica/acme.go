@@ -70,6 +70,7 @@ func acmeFrontEnd(ctx context.Context, g *engine) (*acme.Server, error) {
 		Limits:     cfg.ACME.Limits,
 		EABSecret:  secret.Bytes(),
 		Logger:     g.log,
+		Denials:    g.denials,
 
 		TermsOfService: cfg.ACME.TermsOfService,
 		Registry:       registerer(g),

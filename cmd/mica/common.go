@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/mica-pki/mica/inventory/denials"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -213,6 +214,9 @@ type engine struct {
 	// registry collects the metrics /metrics serves; serve sets it so
 	// front ends can register theirs before the server exists.
 	registry *prometheus.Registry
+	// denials summarises unauthenticated refusals of all front ends
+	// (inventory/denials); serve sets it and writes what it holds at exit.
+	denials *denials.Summariser
 }
 
 func (g *engine) Close() {

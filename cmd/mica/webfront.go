@@ -40,5 +40,5 @@ func webFrontEnd(ctx context.Context, g *engine) (server.Mounter, error) {
 		eab = &acme.EABAdmin{Store: g.store, Secret: secret.Bytes(), Profiles: g.cfg.ACME.Profiles}
 	}
 	creds := &enroll.TokenAdmin{Store: g.store, Config: g.cfg.EST}
-	return web.New(g.store, g.ca, g.log).WithJobChecker(r.Check).WithKeyReporter(&complianceReporter{store: g.store, cfg: g.cfg}).WithCredentials(creds, eab, g.ca), nil
+	return web.New(g.store, g.ca, g.log).WithJobChecker(r.Check).WithKeyReporter(&complianceReporter{store: g.store, cfg: g.cfg}).WithCredentials(creds, eab, g.ca).WithDenials(g.denials), nil
 }
