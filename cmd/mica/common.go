@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/mica-pki/mica/acme"
 	"github.com/mica-pki/mica/inventory/denials"
 	"io"
 	"io/fs"
@@ -217,6 +218,9 @@ type engine struct {
 	// denials summarises unauthenticated refusals of all front ends
 	// (inventory/denials); serve sets it and writes what it holds at exit.
 	denials *denials.Summariser
+	// eabSealer seals EAB HMAC keys under an HSM-derived key (acme);
+	// the ACME front end sets it, the admin API uses it too.
+	eabSealer *acme.EABSealer
 }
 
 func (g *engine) Close() {
