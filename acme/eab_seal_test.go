@@ -150,3 +150,54 @@ func TestEABKeysMigrateAndStillBind(t *testing.T) {
 		break
 	}
 }
+
+// The same on a real PKCS#11 token (SoftHSM2; required under
+// MICA_REQUIRE_SOFTHSM=1): the sealing key is generated on the token, two
+// sessions (replicas) derive the same key, the PIN-derived key opens
+// nothing, and an old PIN-sealed key migrates and opens. Not parallel:
+// SOFTHSM2_CONF is process-wide.
+func TestEABSealerSoftHSM(t *testing.T) {
+	uri, pin := hsmtest.SoftHSM(t)
+	ctx := context.Background()
+	st := inventorytest.SQLite(t)
+	open := func() *acme.EABSealer {
+		keys, err := hsm.Open(ctx, hsm.Config{URI: uri, Secret: pin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { keys.Close() })
+		s, err := acme.NewEABSealer(ctx, keys, pin.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := open(), open()
+	kid, key, err := acme.CreateEABKey(ctx, st, a, "default", inventory.Event{Actor: "cli:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := st.ACMEEABKey(ctx, kid)
+	want, _ := base64.RawURLEncoding.DecodeString(key)
+	if got, err := acme.OpenEABKey(b, k); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("second session opens = %x, %v", got, err)
+	}
+	if _, err := acme.OpenEABKeyV1(pin.Bytes(), kid, bytes.TrimPrefix(k.Sealed, []byte("MEK2"))); err == nil {
+		t.Error("the stored key opens with the PIN-derived key")
+	}
+	old := []byte("an old hmac key, 32 bytes long!!")
+	sealed, _ := acme.SealEABKeyV1(pin.Bytes(), "eab-old", old)
+	if err := st.CreateACMEEABKey(ctx, &inventory.ACMEEABKey{KeyID: "eab-old", Profile: "default", Sealed: sealed, CreatedBy: "old"}, inventory.Event{Actor: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.MigrateEABKeys(ctx, st, inventory.Event{Actor: "system"}); n != 1 || err != nil {
+		t.Fatalf("migration = %d, %v; want 1 key", n, err)
+	}
+	k, _ = st.ACMEEABKey(ctx, "eab-old")
+	if got, err := acme.OpenEABKey(open(), k); err != nil || !bytes.Equal(got, old) {
+		t.Errorf("migrated key opens = %q, %v", got, err)
+	}
+	if _, err := acme.OpenEABKeyV1(pin.Bytes(), "eab-old", bytes.TrimPrefix(k.Sealed, []byte("MEK2"))); err == nil {
+		t.Error("the migrated key still opens with the PIN-derived key")
+	}
+}
