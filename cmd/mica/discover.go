@@ -122,8 +122,10 @@ func discoveryRunner(e *env, cfg *config.Config) (*discover.Runner, error) {
 		return nil, usageErrorf("%v", err)
 	}
 	// File jobs read only under discovery.file_roots, never the data
-	// directory; no roots: file discovery is off.
-	fence, err := discover.NewFence(cfg.Discovery.FileRoots, cfg.DataDir)
+	// directory nor the key backend's secret files; no roots: file
+	// discovery is off.
+	fence, err := discover.NewFence(cfg.Discovery.FileRoots, cfg.DataDir, cfg.Keys.SecretFile, cfg.Keys.RootSecretFile,
+		cfg.Discovery.PKCS12PasswordFile)
 	if err != nil {
 		return nil, usageErrorf("discovery.file_roots: %v", err)
 	}
