@@ -3,6 +3,8 @@ package acme
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mica-pki/mica/inventory"
@@ -37,4 +39,23 @@ func accountActor(url, id string) string {
 		return url
 	}
 	return "acme-account:" + id
+}
+
+// DenialRecorder counts an unauthenticated refusal without writing an
+// audit event for it (inventory/denials.Summariser, which writes one
+// summary per source and window). Record must not block: it is called on
+// the request path of every refused request.
+type DenialRecorder interface {
+	Record(protocol, source, kind string)
+}
+
+// deniedJWS counts a request whose JWS did not verify (verify's failure
+// path); p nil means it verified. A stale nonce is ordinary client behaviour (clients retry with
+// the fresh one) and a 5xx is ours, so neither is counted. The kind is
+// the problem type's short name: a fixed vocabulary, never client input.
+func (s *Server) deniedJWS(r *http.Request, p *Problem) {
+	if p == nil || s.opts.Denials == nil || p.Type == probBadNonce || p.Status >= 500 {
+		return
+	}
+	s.opts.Denials.Record("acme", remoteIP(r), "acme.jws."+strings.TrimPrefix(p.Type, errNS))
 }

@@ -2,12 +2,8 @@ package acme
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -21,60 +17,25 @@ import (
 
 // External account binding (RFC 8555 section 7.3.4). An operator creates
 // a key ID and HMAC key with `mica acme eab create`; the HMAC key is shown
-// once and stored only sealed: AES-256-GCM under a key derived (HKDF-
-// SHA256) from the CA's secret, with the key ID as associated data. A
-// database dump alone therefore cannot bind accounts, and every replica
-// holding the CA secret can open it. A key binds one account, once.
+// once and stored only sealed by an [EABSealer]: AES-256-GCM under a key
+// derived from an HSM signature (eab_seal.go), so neither a database dump
+// nor the dump together with the PIN or passphrase can bind accounts, and
+// every replica that can use the HSM can open it. A key binds one
+// account, once.
 
 // EABStore is what CreateEABKey needs.
 type EABStore interface {
 	CreateACMEEABKey(ctx context.Context, k *inventory.ACMEEABKey, ev inventory.Event) error
 }
 
-func eabAEAD(secret []byte) (cipher.AEAD, error) {
-	if len(secret) == 0 {
-		return nil, errors.New("acme: no EAB secret configured")
-	}
-	key, err := hkdf.Key(sha256.New, secret, nil, "mica acme eab v1", 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
-// sealEABKey encrypts an HMAC key for storage.
-func sealEABKey(secret []byte, kid string, hmacKey []byte) ([]byte, error) {
-	aead, err := eabAEAD(secret)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return aead.Seal(nonce, nonce, hmacKey, []byte(kid)), nil
-}
-
-func openEABKey(secret []byte, kid string, sealed []byte) ([]byte, error) {
-	aead, err := eabAEAD(secret)
-	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < aead.NonceSize() {
-		return nil, errors.New("acme: sealed EAB key too short")
-	}
-	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(kid))
-}
-
 // CreateEABKey makes a new EAB key for an ACME profile, stores it sealed
-// under secret and returns the key ID and the base64url HMAC key, which
+// by sealer and returns the key ID and the base64url HMAC key, which
 // exists nowhere else afterwards. ev names who asked (Actor, Protocol —
 // "cli" when empty — and Source); the creation is audited with it.
-func CreateEABKey(ctx context.Context, st EABStore, secret []byte, profile string, ev inventory.Event) (kid, hmacKey string, err error) {
+func CreateEABKey(ctx context.Context, st EABStore, sealer *EABSealer, profile string, ev inventory.Event) (kid, hmacKey string, err error) {
+	if sealer == nil {
+		return "", "", errors.New("acme: no EAB sealer configured")
+	}
 	if !profileName(profile) {
 		return "", "", fmt.Errorf("acme: %q is not a profile name", profile)
 	}
@@ -83,7 +44,7 @@ func CreateEABKey(ctx context.Context, st EABStore, secret []byte, profile strin
 		return "", "", err
 	}
 	kid = "eab-" + randomID()
-	sealed, err := sealEABKey(secret, kid, key)
+	sealed, err := sealer.seal(kid, key)
 	if err != nil {
 		return "", "", err
 	}
@@ -149,7 +110,10 @@ func (s *Server) verifyEAB(req *request, raw json.RawMessage) (string, *Problem)
 	if err != nil {
 		return "", internal(err)
 	}
-	key, err := openEABKey(s.opts.EABSecret, k.KeyID, k.Sealed)
+	if s.opts.EABSealer == nil {
+		return "", internal(errors.New("acme: no EAB sealer configured"))
+	}
+	key, _, err := s.opts.EABSealer.open(k.KeyID, k.Sealed)
 	if err != nil {
 		return "", internal(err)
 	}

@@ -23,7 +23,7 @@ type EABAdminStore interface {
 // eab create` and the admin API both go through it.
 type EABAdmin struct {
 	Store    EABAdminStore
-	Secret   []byte // the CA secret the HMAC keys are sealed under
+	Sealer   *EABSealer // seals the HMAC keys (eab_seal.go)
 	Profiles map[string]Profile
 }
 
@@ -49,7 +49,7 @@ func (a *EABAdmin) CreateEABKey(ctx context.Context, profile string, ev inventor
 	if err := CheckEABProfile(a.Profiles, profile); err != nil {
 		return "", "", err
 	}
-	return CreateEABKey(ctx, a.Store, a.Secret, profile, ev)
+	return CreateEABKey(ctx, a.Store, a.Sealer, profile, ev)
 }
 
 // EABKeys lists the keys, newest first, without their sealed HMAC keys.
@@ -63,10 +63,11 @@ func (a *EABAdmin) RevokeEABKey(ctx context.Context, kid string, ev inventory.Ev
 	return a.Store.RevokeACMEEABKey(ctx, kid, ev)
 }
 
-// OpenEABKey returns the HMAC key sealed in k under secret: the step
-// newAccount's binding check performs before verifying the JWS.
-func OpenEABKey(secret []byte, k *inventory.ACMEEABKey) ([]byte, error) {
-	return openEABKey(secret, k.KeyID, k.Sealed)
+// OpenEABKey returns the HMAC key sealed in k: the step newAccount's
+// binding check performs before verifying the JWS.
+func OpenEABKey(sealer *EABSealer, k *inventory.ACMEEABKey) ([]byte, error) {
+	key, _, err := sealer.open(k.KeyID, k.Sealed)
+	return key, err
 }
 
 // EABProfiles lists the ACME directories keys can be made for, sorted.

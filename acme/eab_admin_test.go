@@ -13,15 +13,15 @@ import (
 )
 
 // TestEABAdmin: keys are made only for configured directories, stored
-// sealed (the binding check opens them with the CA secret), listed
+// sealed (the binding check opens them with the HSM-derived key), listed
 // without the key, and their creation is audited with the caller's
 // protocol.
 func TestEABAdmin(t *testing.T) {
 	t.Parallel()
 	st := inventorytest.SQLite(t)
 	ctx := context.Background()
-	secret := []byte("a CA secret for the test")
-	a := &acme.EABAdmin{Store: st, Secret: secret}
+	sealer := newSealer(t, nil)
+	a := &acme.EABAdmin{Store: st, Sealer: sealer}
 	if got := a.EABProfiles(); len(got) != 1 || got[0] != "default" {
 		t.Errorf("EABProfiles with no configuration = %q, want the defaults", got)
 	}
@@ -36,7 +36,7 @@ func TestEABAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opened, err := acme.OpenEABKey(secret, k)
+	opened, err := acme.OpenEABKey(sealer, k)
 	want, _ := base64.RawURLEncoding.DecodeString(key)
 	if err != nil || !bytes.Equal(opened, want) || bytes.Contains(k.Sealed, want) {
 		t.Errorf("OpenEABKey = %x, %v; want the handed-out key, sealed", opened, err)

@@ -23,7 +23,7 @@ func TestEAB(t *testing.T) {
 		o.Profiles = map[string]acme.Profile{"default": {CAProfiles: []string{"server"}},
 			"corp": {CAProfiles: []string{"server", "client"}, EAB: acme.EABRequired}}
 	})
-	kid, key, err := acme.CreateEABKey(ctx, st, []byte("test-eab-secret"), "corp", inventory.Event{Actor: "cli:test", Source: "host"})
+	kid, key, err := acme.CreateEABKey(ctx, st, e.opts.EABSealer, "corp", inventory.Event{Actor: "cli:test", Source: "host"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,11 @@ func newEnv(t testing.TB, st *inventory.Store, edit func(*acme.Options)) *testEn
 		}
 	}()
 
-	opts := acme.Options{CA: e.ca, Store: st, EABSecret: []byte("test-eab-secret"),
+	sealer, err := acme.NewEABSealer(ctx, keys, []byte("test-eab-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := acme.Options{CA: e.ca, Store: st, EABSealer: sealer,
 		Validation: acme.ValidationOptions{HTTP01Port: port(t, h01.Listener.Addr()), TLSALPN01Port: port(t, alpnLn.Addr()),
 			DNSResolver: e.dns.Addr, Timeout: 10 * time.Second},
 		FinalizeWait: 10 * time.Second}

@@ -82,6 +82,7 @@ type flatJWS struct {
 func (s *Server) handle(h handler, mode authMode) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req, p := s.verify(w, r, mode)
+		s.deniedJWS(r, p) // counts a failed verification; nil p: nothing
 		if p == nil {
 			if err := h(w, req); err != nil {
 				p = caProblem(err)

@@ -105,9 +105,9 @@ type Options struct {
 	BaseURL    string
 	Validation ValidationOptions
 	Limits     Limits
-	// EABSecret seals and opens EAB HMAC keys (see SealEABKey). Needed for
-	// profiles with EAB.
-	EABSecret []byte
+	// EABSealer opens EAB HMAC keys (eab_seal.go). Needed for profiles
+	// with EAB.
+	EABSealer *EABSealer
 	// OrderLifetime is how long an order and its authorizations stay
 	// pending; zero means 24h.
 	OrderLifetime time.Duration
@@ -124,6 +124,9 @@ type Options struct {
 	Registry prometheus.Registerer
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// Denials counts requests whose JWS fails verification (audit.go);
+	// nil: they are only logged.
+	Denials DenialRecorder
 }
 
 // Server is the ACME front end. Create it with New; it implements
@@ -171,8 +174,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 				return nil, fmt.Errorf("acme: profile %s: CAA identity %q is not a domain name", name, id)
 			}
 		}
-		if p.EAB != EABNone && len(opts.EABSecret) == 0 {
-			return nil, fmt.Errorf("acme: profile %s uses EAB but no EAB secret is configured", name)
+		if p.EAB != EABNone && opts.EABSealer == nil {
+			return nil, fmt.Errorf("acme: profile %s uses EAB but no EAB sealer is configured", name)
 		}
 	}
 	if opts.OrderLifetime <= 0 {

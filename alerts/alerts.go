@@ -11,8 +11,9 @@
 //     signature, or expired but still seen deployed (inventory's Weak
 //     search filter);
 //   - external: a certificate found by discovery that MICA did not issue;
-//   - auth_failures: a source with at least DeniedBurst denied audit events
-//     (failed logins, refused API calls) within DeniedWindow;
+//   - auth_failures: a source with at least DeniedBurst denials (failed
+//     logins, refused API calls, and the counts inside per-minute denial
+//     summaries, inventory.ActionDeniedSummary) within DeniedWindow;
 //   - enrollment_hours, enrollment_network: an issuance outside its
 //     profile's enrollment hours, or from a network never seen for its
 //     requester (or profile) in the baseline (anomaly.go);

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 )
 
@@ -16,6 +17,12 @@ type Discovery struct {
 	// discover files` and file jobs use for PKCS#12 files (never argv).
 	PKCS12PasswordFile string `yaml:"pkcs12_password_file,omitempty"`
 	PKCS12PasswordEnv  string `yaml:"pkcs12_password_env,omitempty"`
+	// FileRoots lists the absolute directories (or files) file discovery
+	// jobs may read under, from the API and `mica discover files`. Empty
+	// (the default) disables file discovery: a server must not read files
+	// for an API caller unless an operator said where. Never the data
+	// directory, /proc, /sys, /dev or /run, whatever is listed here.
+	FileRoots []string `yaml:"file_roots,omitempty"`
 	// PollInterval is how often each `mica serve` replica looks for
 	// queued discovery jobs; default 5s.
 	PollInterval Duration `yaml:"poll_interval,omitempty"`
@@ -43,6 +50,11 @@ func (d Discovery) validate() []error {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("discovery.allow_targets: %q is not a CIDR or an address", t))
+	}
+	for _, r := range d.FileRoots {
+		if !filepath.IsAbs(r) {
+			errs = append(errs, fmt.Errorf("discovery.file_roots: %q is not an absolute path", r))
+		}
 	}
 	if d.PollInterval < 0 {
 		errs = append(errs, fmt.Errorf("discovery.poll_interval must not be negative"))

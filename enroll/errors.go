@@ -67,7 +67,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, op, requester stri
 	} else {
 		s.log.Info("EST request refused", "op", op, "remote", r.RemoteAddr, "status", code, "reason", msg)
 	}
-	if !errors.Is(err, errAudited) {
+	if !errors.Is(err, errAudited) && !s.summarised(r, op, requester, code) {
 		s.auditRefusal(r, op, requester, code, msg)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -159,6 +159,7 @@ type Options struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Registry prometheus.Registerer // nil: metrics are kept but not exported
+	Denials  DenialRecorder        // summarises unauthenticated refusals (denials.go); nil: one event each
 }
 
 // Server is the EST front end. It implements server.Mounter and
@@ -173,6 +174,7 @@ type Server struct {
 	proxies []netip.Prefix
 	m       *metrics
 	sealer  *sealer
+	denials DenialRecorder
 }
 
 type label struct {
@@ -192,7 +194,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.Config.Validate(func(p string) bool { return slices.Contains(opts.Profiles, p) }); err != nil {
 		return nil, fmt.Errorf("%w: %v", ca.ErrConfig, err)
 	}
-	s := &Server{ca: opts.CA, store: opts.Store, cfg: opts.Config, log: opts.Logger, now: opts.Now, labels: map[string]*label{}}
+	s := &Server{ca: opts.CA, store: opts.Store, cfg: opts.Config, log: opts.Logger, now: opts.Now, labels: map[string]*label{}, denials: opts.Denials}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -2,7 +2,9 @@ package inventory
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -72,14 +74,52 @@ type SourceCount struct {
 	Count  int64  `db:"n"`
 }
 
-// DeniedBySource counts audit events with outcome "denied" at or after
-// since, per source (remote address), most first.
+// ActionDeniedSummary is the audit action of a per-source, per-window
+// summary of unauthenticated denials (inventory/denials): its details
+// carry "count", the number of denials it stands for.
+const ActionDeniedSummary = "auth.denied.summary"
+
+// DeniedBySource counts denials at or after since, per source (remote
+// address), most first: each audit event with outcome "denied" counts
+// one, except a summary (ActionDeniedSummary), which counts the denials
+// it summarises. Summaries are bounded per window (replicas × sources),
+// so reading their details here stays cheap.
 func (s *Store) DeniedBySource(ctx context.Context, since time.Time) ([]SourceCount, error) {
-	var out []SourceCount
-	if err := s.db.SelectContext(ctx, &out, s.q(`SELECT source, COUNT(*) AS n FROM events
-		WHERE at >= ? AND outcome = 'denied' GROUP BY source ORDER BY n DESC, source`), s.timeArg(since)); err != nil {
+	var single []SourceCount
+	if err := s.db.SelectContext(ctx, &single, s.q(`SELECT source, COUNT(*) AS n FROM events
+		WHERE at >= ? AND outcome = 'denied' AND action <> ? GROUP BY source`), s.timeArg(since), ActionDeniedSummary); err != nil {
 		return nil, fmt.Errorf("inventory: count denied events: %w", err)
 	}
+	var sums []struct {
+		Source  string `db:"source"`
+		Details string `db:"details"`
+	}
+	if err := s.db.SelectContext(ctx, &sums, s.q(`SELECT source, details FROM events
+		WHERE action = ? AND at >= ? AND outcome = 'denied'`), ActionDeniedSummary, s.timeArg(since)); err != nil {
+		return nil, fmt.Errorf("inventory: read denial summaries: %w", err)
+	}
+	total := map[string]int64{}
+	for _, c := range single {
+		total[c.Source] += c.Count
+	}
+	for _, d := range sums {
+		var v struct {
+			Count int64 `json:"count"`
+		}
+		if json.Unmarshal([]byte(d.Details), &v) == nil && v.Count > 0 {
+			total[d.Source] += v.Count
+		}
+	}
+	out := make([]SourceCount, 0, len(total))
+	for src, n := range total {
+		out = append(out, SourceCount{Source: src, Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Source < out[j].Source
+	})
 	return out, nil
 }
 

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -103,7 +104,9 @@ type EventCount struct {
 // up to which it counted. Calling it again with that id counts only newer
 // events (a primary-key range), which is how the metrics collector keeps
 // monotonic counters without rescanning the log. Events are append-only,
-// so counts only ever grow.
+// so counts only ever grow. A denial summary (ActionDeniedSummary)
+// counts as the denials it stands for, under each kind it lists
+// ("api.bearer", "acme.jws.malformed", …) as the action.
 func (s *Store) EventCountsSince(ctx context.Context, afterID int64) ([]EventCount, int64, error) {
 	var last int64
 	if err := s.db.GetContext(ctx, &last, `SELECT last_id FROM event_chain_head WHERE id = 1`); err != nil {
@@ -114,9 +117,32 @@ func (s *Store) EventCountsSince(ctx context.Context, afterID int64) ([]EventCou
 	}
 	var out []EventCount
 	if err := s.db.SelectContext(ctx, &out, s.q(`SELECT action, protocol, outcome, COUNT(*) AS n FROM events
-		WHERE id > ? AND id <= ? AND (action IN ('cert.issue', 'cert.revoke') OR outcome = 'denied')
-		GROUP BY action, protocol, outcome`), afterID, last); err != nil {
+		WHERE id > ? AND id <= ? AND (action IN ('cert.issue', 'cert.revoke') OR outcome = 'denied') AND action <> ?
+		GROUP BY action, protocol, outcome`), afterID, last, ActionDeniedSummary); err != nil {
 		return nil, afterID, fmt.Errorf("inventory: count events: %w", err)
+	}
+	var sums []struct {
+		Protocol string `db:"protocol"`
+		Details  string `db:"details"`
+	}
+	if err := s.db.SelectContext(ctx, &sums, s.q(`SELECT protocol, details FROM events WHERE id > ? AND id <= ? AND action = ?`),
+		afterID, last, ActionDeniedSummary); err != nil {
+		return nil, afterID, fmt.Errorf("inventory: read denial summaries: %w", err)
+	}
+	kinds := map[[2]string]int64{}
+	for _, d := range sums {
+		var v struct {
+			Kinds map[string]int64 `json:"kinds"`
+		}
+		if json.Unmarshal([]byte(d.Details), &v) != nil {
+			continue
+		}
+		for k, n := range v.Kinds {
+			kinds[[2]string{k, d.Protocol}] += n
+		}
+	}
+	for k, n := range kinds {
+		out = append(out, EventCount{Action: k[0], Protocol: k[1], Outcome: "denied", Count: n})
 	}
 	return out, last, nil
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/mica-pki/mica/acme"
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/enroll"
+	"github.com/mica-pki/mica/hsm"
+	"github.com/mica-pki/mica/hsm/hsmtest"
 	"github.com/mica-pki/mica/inventory"
 	"github.com/mica-pki/mica/inventory/inventorytest"
 	"github.com/mica-pki/mica/web"
@@ -64,14 +66,14 @@ type credEnv struct {
 	apiEnv
 	ui     *httptest.Server
 	clock  time.Time
-	secret []byte
+	sealer *acme.EABSealer
 	logs   *syncBuffer
 }
 
 func newCredEnv(t *testing.T, s *inventory.Store) *credEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &credEnv{clock: time.Now().UTC().Truncate(time.Second), secret: []byte("test CA secret, 32 bytes or so.."), logs: &syncBuffer{}}
+	e := &credEnv{clock: time.Now().UTC().Truncate(time.Second), sealer: newEABSealer(t), logs: &syncBuffer{}}
 	e.store, e.tokens = s, map[string]string{}
 	for _, role := range []string{inventory.RoleAdmin, inventory.RoleOperator, inventory.RoleViewer, inventory.RoleAuditor} {
 		tok, _, err := s.CreateAPIToken(ctx, role, "test", inventory.Event{Actor: "test"})
@@ -94,7 +96,7 @@ func newCredEnv(t *testing.T, s *inventory.Store) *credEnv {
 		"certs":   {Profile: "device", ClientCerts: true},
 	}}
 	tokens := &enroll.TokenAdmin{Store: s, Config: est, Now: func() time.Time { return e.clock }}
-	eab := &acme.EABAdmin{Store: s, Secret: e.secret, Profiles: map[string]acme.Profile{"default": {CAProfiles: []string{"server"}}, "iot": {CAProfiles: []string{"device"}}}}
+	eab := &acme.EABAdmin{Store: s, Sealer: e.sealer, Profiles: map[string]acme.Profile{"default": {CAProfiles: []string{"server"}}, "iot": {CAProfiles: []string{"device"}}}}
 	profiles := fakeProfiles{
 		"device": {Name: "device", DNS: []string{"*.iot.test"}, KeyTypes: []string{"EC-P256"}, MaxLifetime: 720 * time.Hour, DefaultLifetime: 168 * time.Hour, ExtKeyUsage: []string{"clientAuth"}},
 		"server": {Name: "server", DNS: []string{"*"}, MaxLifetime: 2160 * time.Hour, DefaultLifetime: 2160 * time.Hour, ExtKeyUsage: []string{"serverAuth"}},
@@ -261,19 +263,20 @@ func TestCredentialEABKeysAPI(t *testing.T) {
 			if code != http.StatusCreated || !strings.HasPrefix(kid, "eab-") || out["profile"] != "iot" {
 				t.Fatalf("create EAB key = %d %v", code, out)
 			}
-			// The ACME binding check opens the stored key with the CA
-			// secret: it must be the key handed out, for this directory.
+			// The ACME binding check opens the stored key with the
+			// HSM-derived key: it must be the key handed out, for this
+			// directory, and another HSM's key must not open it.
 			k, err := s.ACMEEABKey(ctx, kid)
 			if err != nil {
 				t.Fatal(err)
 			}
-			opened, err := acme.OpenEABKey(e.secret, k)
+			opened, err := acme.OpenEABKey(e.sealer, k)
 			want, _ := base64.RawURLEncoding.DecodeString(key)
 			if err != nil || len(want) != 32 || !bytes.Equal(opened, want) || k.Profile != "iot" || k.AccountID != "" {
 				t.Fatalf("stored key opens to %x (%v), profile %q, account %q; want the handed-out key, iot, unbound", opened, err, k.Profile, k.AccountID)
 			}
-			if _, err := acme.OpenEABKey([]byte("another secret"), k); err == nil {
-				t.Error("the stored key opens under another secret")
+			if _, err := acme.OpenEABKey(newEABSealer(t), k); err == nil {
+				t.Error("the stored key opens under another HSM's key")
 			}
 			evs := e.events(t, "acme.eab.create")
 			if len(evs) != 1 || evs[0].Object != "acme-eab:"+kid || evs[0].Protocol != "api" || !strings.HasPrefix(evs[0].Actor, "token:") {
@@ -487,4 +490,21 @@ func TestCredentialUI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newEABSealer derives an EAB sealer from a fresh software key backend.
+func newEABSealer(t *testing.T) *acme.EABSealer {
+	t.Helper()
+	ctx := context.Background()
+	uri, pass := hsmtest.SoftKMS(t)
+	keys, err := hsm.Open(ctx, hsm.Config{URI: uri, Secret: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	sealer, err := acme.NewEABSealer(ctx, keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealer
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -18,6 +19,12 @@ type JobChecker func(kind string, spec inventory.JobSpec) error
 func (s *Server) WithJobChecker(c JobChecker) *Server {
 	s.checkJob = c
 	return s
+}
+
+// refuseJob audits a discovery job refused before it was queued.
+func (s *Server) refuseJob(r *http.Request, kind, why string) {
+	details, _ := json.Marshal(map[string]string{"kind": kind, "why": truncate(why, 500)})
+	s.audit(r, inventory.Event{Action: "discovery.create", Object: "discovery:new", Outcome: "denied", Details: details})
 }
 
 // listJobs: GET /api/v1/discovery/jobs[?before=ID&limit=N]
@@ -68,10 +75,29 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `want {"kind":"scan","targets":[…],"ports":[…]} or {"kind":"files","paths":[…]}`)
 		return
 	}
+	// File jobs read the server's file system: admins only, and only
+	// under discovery.file_roots (the checker, discover.Fence). Without a
+	// checker nothing vets paths, so file jobs are refused outright.
+	if body.Kind == "files" {
+		if p := principalOf(r.Context()); p.Role != inventory.RoleAdmin {
+			s.refuseJob(r, body.Kind, "file discovery needs the admin role")
+			writeError(w, http.StatusForbidden, "role "+p.Role+" may not run file discovery: it needs admin")
+			return
+		}
+		if s.checkJob == nil {
+			s.refuseJob(r, body.Kind, "file discovery is disabled")
+			writeError(w, http.StatusBadRequest, "file discovery is disabled on this server")
+			return
+		}
+	}
 	if s.checkJob != nil {
 		if err := s.checkJob(body.Kind, body.JobSpec); err != nil {
-			s.audit(r, inventory.Event{Action: "discovery.create", Object: "discovery:new", Outcome: "denied"})
-			writeError(w, http.StatusForbidden, err.Error())
+			s.refuseJob(r, body.Kind, err.Error())
+			code := http.StatusForbidden // a scan target off the allow-list
+			if body.Kind == "files" {
+				code = http.StatusBadRequest
+			}
+			writeError(w, code, err.Error())
 			return
 		}
 	}

@@ -14,6 +14,35 @@ import (
 
 type principalKey struct{}
 
+// DenialRecorder counts an unauthenticated refusal instead of writing an
+// audit event for it (inventory/denials.Summariser): kind is a fixed word,
+// source the client address. Record must not block; it is called on every
+// refused request.
+type DenialRecorder interface {
+	Record(protocol, source, kind string)
+}
+
+// WithDenials summarises bad bearer tokens and throttled logins through d,
+// so a flood of them adds a bounded number of audit events.
+func (s *Server) WithDenials(d DenialRecorder) *Server {
+	s.denials = d
+	return s
+}
+
+// denied records one unauthenticated refusal: counted by the summariser
+// when there is one, else written as ev.
+func (s *Server) denied(r *http.Request, protocol, kind string, ev inventory.Event) {
+	if s.denials != nil {
+		s.denials.Record(protocol, sourceOf(r), kind)
+		return
+	}
+	if protocol == "ui" {
+		s.uiAudit(r, ev)
+		return
+	}
+	s.audit(r, ev)
+}
+
 // principal is who is calling: the token's id and role.
 type principal struct {
 	Name string // "token:<id>"
@@ -31,6 +60,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || bearer == "" {
+			if s.denials != nil {
+				s.denials.Record("api", sourceOf(r), "api.bearer_missing")
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mica"`)
 			writeError(w, http.StatusUnauthorized, "a bearer API token is required")
 			return
@@ -42,7 +74,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				writeError(w, http.StatusServiceUnavailable, "try again later")
 				return
 			}
-			s.audit(r, inventory.Event{Actor: "anonymous", Action: "api.auth", Outcome: "denied"})
+			s.denied(r, "api", "api.bearer", inventory.Event{Actor: "anonymous", Action: "api.auth", Outcome: "denied"})
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mica", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "invalid API token")
 			return

@@ -78,9 +78,10 @@ type Server struct {
 	now   func() time.Time
 
 	checkJob JobChecker
-	keys     KeyReporter // key inventory and compliance report (api_keys.go); nil: 503
-	creds    credentials // EST tokens, EAB keys, profiles (api_admin_tokens.go); nil members: 503
-	srcLimit sourceLimit // per-source login throttle (ui_throttle.go); zero: defaults
+	keys     KeyReporter    // key inventory and compliance report (api_keys.go); nil: 503
+	creds    credentials    // EST tokens, EAB keys, profiles (api_admin_tokens.go); nil members: 503
+	srcLimit sourceLimit    // per-source login throttle (ui_throttle.go); zero: defaults
+	denials  DenialRecorder // unauthenticated refusals, summarised (auth.go); nil: one event each
 	pages    map[string]*template.Template
 }
 

@@ -59,7 +59,10 @@ func (s *Server) throttledSource(w http.ResponseWriter, r *http.Request, name st
 		return false
 	}
 	secs := int64((until.Sub(now) + time.Second - 1) / time.Second)
-	s.uiAudit(r, inventory.Event{Actor: "user:" + truncate(name, 64), Action: inventory.ActionLoginThrottled, Object: "user:" + truncate(name, 64),
+	// A throttled address may keep trying: its refusals are summarised
+	// (when a summariser is set), not written one by one; the failures
+	// that throttled it (ui.login) stay single events the count reads.
+	s.denied(r, "ui", inventory.ActionLoginThrottled, inventory.Event{Actor: "user:" + truncate(name, 64), Action: inventory.ActionLoginThrottled, Object: "user:" + truncate(name, 64),
 		Outcome: "denied", Details: []byte(fmt.Sprintf(`{"why":"too many failed logins from this address","retry_after_seconds":%d}`, secs))})
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	s.render(w, r, http.StatusTooManyRequests, "login", "Log in",

@@ -61,6 +61,17 @@ func acmeFrontEnd(ctx context.Context, g *engine) (*acme.Server, error) {
 	if err != nil {
 		return nil, &cliError{code: exitConfig, msg: "keys.secret_file/secret_env: " + err.Error()}
 	}
+	// EAB keys are sealed under an HSM-derived key; keys a previous
+	// version sealed under the backend secret are re-wrapped now (every
+	// replica may try: the store swaps each key once, audited).
+	if g.eabSealer, err = acme.NewEABSealer(ctx, g.keys, secret.Bytes()); err != nil {
+		return nil, &cliError{code: exitUnavailable, msg: "cannot derive the EAB sealing key", err: err}
+	}
+	if n, err := g.eabSealer.MigrateEABKeys(ctx, g.store, inventory.Event{Actor: "system", Protocol: "system", Source: source()}); err != nil {
+		g.log.Error("re-wrapping EAB keys under the HSM-derived key", "rewrapped", n, "err", err)
+	} else if n > 0 {
+		g.log.Info("re-wrapped EAB keys under the HSM-derived key", "rewrapped", n)
+	}
 	s, err := acme.New(ctx, acme.Options{
 		CA:         g.ca,
 		Store:      g.store,
@@ -68,8 +79,9 @@ func acmeFrontEnd(ctx context.Context, g *engine) (*acme.Server, error) {
 		BaseURL:    cfg.ACME.BaseURL,
 		Validation: cfg.ACME.Validation,
 		Limits:     cfg.ACME.Limits,
-		EABSecret:  secret.Bytes(),
+		EABSealer:  g.eabSealer,
 		Logger:     g.log,
+		Denials:    g.denials,
 
 		TermsOfService: cfg.ACME.TermsOfService,
 		Registry:       registerer(g),
@@ -119,7 +131,16 @@ func runACMEEABCreate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	admin := &acme.EABAdmin{Store: st, Secret: secret.Bytes(), Profiles: cfg.ACME.Profiles}
+	keys, err := openKeys(ctx, e, cfg)
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
+	sealer, err := acme.NewEABSealer(ctx, keys, secret.Bytes())
+	if err != nil {
+		return &cliError{code: exitUnavailable, msg: "cannot derive the EAB sealing key", err: err}
+	}
+	admin := &acme.EABAdmin{Store: st, Sealer: sealer, Profiles: cfg.ACME.Profiles}
 	kid, key, err := admin.CreateEABKey(ctx, *profile, inventory.Event{Actor: actor(), Protocol: "cli", Source: source(), Outcome: "ok"})
 	if err != nil {
 		return &cliError{code: exitUnavailable, msg: "cannot create the EAB key", err: err}

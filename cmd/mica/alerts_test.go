@@ -51,12 +51,14 @@ func TestServeWebhookAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteString("\nalerts:\n  interval: 1h\n  webhooks:\n    - url: " + srv.URL + "/hook\n      secret_file: " + sf + "\n"); err != nil {
+	extDir := t.TempDir()
+	if _, err := f.WriteString("\nalerts:\n  interval: 1h\n  webhooks:\n    - url: " + srv.URL + "/hook\n      secret_file: " + sf + "\n" +
+		"discovery:\n  file_roots: [" + extDir + "]\n"); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
 
-	ext := filepath.Join(t.TempDir(), "ext.pem")
+	ext := filepath.Join(extDir, "ext.pem")
 	openssl(t, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", filepath.Join(t.TempDir(), "k.pem"), "-out", ext, "-subj", "/CN=shadow-it.test", "-days", "30")
 	c.must(c.data("discover", "files", ext)...)

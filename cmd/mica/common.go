@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/mica-pki/mica/acme"
+	"github.com/mica-pki/mica/inventory/denials"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -213,6 +215,12 @@ type engine struct {
 	// registry collects the metrics /metrics serves; serve sets it so
 	// front ends can register theirs before the server exists.
 	registry *prometheus.Registry
+	// denials summarises unauthenticated refusals of all front ends
+	// (inventory/denials); serve sets it and writes what it holds at exit.
+	denials *denials.Summariser
+	// eabSealer seals EAB HMAC keys under an HSM-derived key (acme);
+	// the ACME front end sets it, the admin API uses it too.
+	eabSealer *acme.EABSealer
 }
 
 func (g *engine) Close() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -79,14 +80,20 @@ func runDiscoveryJob(ctx context.Context, e *env, c *common, kind string, spec i
 		return err
 	}
 	tune(r)
-	if err := r.Check(kind, spec); err != nil {
-		return &cliError{code: exitRefused, msg: err.Error()}
-	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := r.Check(kind, spec); err != nil {
+		// Refused before it runs, and audited like the API's refusals.
+		details, _ := json.Marshal(map[string]string{"kind": kind, "why": err.Error()})
+		if _, aerr := st.AppendEvent(ctx, inventory.Event{Actor: actor(), Action: "discovery.create", Protocol: "cli", Source: source(),
+			Object: "discovery:new", Outcome: "denied", Details: details}); aerr != nil {
+			fmt.Fprintf(e.stderr, "warning: cannot audit the refused discovery job: %v\n", aerr)
+		}
+		return &cliError{code: exitRefused, msg: err.Error()}
+	}
 	r.Store = st
 	job, err := st.CreateDiscoveryJob(ctx, kind, spec, inventory.Event{Actor: actor(), Protocol: "cli", Source: source(), Outcome: "ok"})
 	if err != nil {
@@ -114,8 +121,16 @@ func discoveryRunner(e *env, cfg *config.Config) (*discover.Runner, error) {
 	if err != nil {
 		return nil, usageErrorf("%v", err)
 	}
+	// File jobs read only under discovery.file_roots, never the data
+	// directory nor the key backend's secret files; no roots: file
+	// discovery is off.
+	fence, err := discover.NewFence(cfg.Discovery.FileRoots, cfg.DataDir, cfg.Keys.SecretFile, cfg.Keys.RootSecretFile,
+		cfg.Discovery.PKCS12PasswordFile)
+	if err != nil {
+		return nil, usageErrorf("discovery.file_roots: %v", err)
+	}
 	host, _ := os.Hostname()
-	r := &discover.Runner{Allow: allow, Holder: fmt.Sprintf("%s/%d", host, os.Getpid()), Host: host}
+	r := &discover.Runner{Allow: allow, Files: fence, Holder: fmt.Sprintf("%s/%d", host, os.Getpid()), Host: host}
 	if cfg.Discovery.PKCS12PasswordFile != "" || cfg.Discovery.PKCS12PasswordEnv != "" {
 		r.Password = pkcs12Password(e, cfg.Discovery.PKCS12PasswordFile, cfg.Discovery.PKCS12PasswordEnv)
 	}

@@ -25,7 +25,7 @@ func estFrontEnd(ctx context.Context, g *engine, reg prometheus.Registerer) (*en
 	}
 	s, err := enroll.New(ctx, enroll.Options{
 		CA: g.ca, Store: g.store, Keys: g.keys, Config: g.cfg.EST,
-		Profiles: g.ca.ProfileNames(), Logger: g.log, Registry: reg,
+		Profiles: g.ca.ProfileNames(), Logger: g.log, Registry: reg, Denials: g.denials,
 	})
 	if err != nil {
 		return nil, &cliError{code: exitConfig, msg: "est: " + err.Error(), err: err}

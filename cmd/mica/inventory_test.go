@@ -112,6 +112,12 @@ func TestInventoryAPIAndDiscovery(t *testing.T) {
 	pemData, _ := os.ReadFile(leaf)
 	os.WriteFile(filepath.Join(files, "ours.pem"), pemData, 0o600)
 	os.WriteFile(filepath.Join(files, "junk.crt"), []byte("junk"), 0o600)
+	// File discovery is off until discovery.file_roots names where.
+	r = c.run(c.data("discover", "files", files)...)
+	if r.code != exitRefused || !strings.Contains(r.stderr, "file discovery is disabled") {
+		t.Errorf("discover files without file_roots: exit %d, stderr %q; want refused", r.code, r.stderr)
+	}
+	appendYAML(t, dir, "\ndiscovery:\n  file_roots: ["+files+"]\n")
 	r = c.must(c.data("discover", "files", files)...)
 	if !strings.Contains(r.stdout, "1 certificates (0 external), 1 errors") || !strings.Contains(r.stdout, "junk.crt") {
 		t.Errorf("files output:\n%s", r.stdout)

@@ -15,6 +15,7 @@ import (
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/config"
 	"github.com/mica-pki/mica/inventory"
+	"github.com/mica-pki/mica/inventory/denials"
 	"github.com/mica-pki/mica/metrics"
 	"github.com/mica-pki/mica/server"
 	"github.com/mica-pki/mica/status"
@@ -135,6 +136,15 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 	if err := runAlerts(ctx, e, g); err != nil {
 		return err
 	}
+	// Unauthenticated refusals are counted per source and written once a
+	// window; the last window is written after the listeners stop.
+	g.denials = denials.New(g.store, denials.Options{Log: log})
+	go g.denials.Run(ctx)
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		g.denials.Close(fctx)
+	}()
 	mounts, err := frontEnds(ctx, g)
 	if err != nil {
 		return err

@@ -34,11 +34,11 @@ func webFrontEnd(ctx context.Context, g *engine) (server.Mounter, error) {
 	sched := &discover.Scheduler{Store: g.store, Check: r.Check, Log: g.log}
 	go sched.Poll(ctx, every)
 	// EST tokens and EAB keys through the CLI's code paths (enroll,
-	// acme); without the CA secret EAB keys cannot be sealed: 503.
+	// acme); without the HSM-derived sealer EAB keys cannot be sealed: 503.
 	var eab web.EABKeyAdmin
-	if secret, err := g.cfg.Keys.Secret(); err == nil {
-		eab = &acme.EABAdmin{Store: g.store, Secret: secret.Bytes(), Profiles: g.cfg.ACME.Profiles}
+	if g.eabSealer != nil {
+		eab = &acme.EABAdmin{Store: g.store, Sealer: g.eabSealer, Profiles: g.cfg.ACME.Profiles}
 	}
 	creds := &enroll.TokenAdmin{Store: g.store, Config: g.cfg.EST}
-	return web.New(g.store, g.ca, g.log).WithJobChecker(r.Check).WithKeyReporter(&complianceReporter{store: g.store, cfg: g.cfg}).WithCredentials(creds, eab, g.ca), nil
+	return web.New(g.store, g.ca, g.log).WithJobChecker(r.Check).WithKeyReporter(&complianceReporter{store: g.store, cfg: g.cfg}).WithCredentials(creds, eab, g.ca).WithDenials(g.denials), nil
 }

@@ -30,6 +30,11 @@ type Files struct {
 	// the environment, never argv); nil means "" only.
 	Password func(path string) string
 	MaxSize  int64 // bytes per file; default 1 MiB
+	// Fence, when set, limits what is read to regular files under its
+	// roots (fence.go): jobs run by the server and the CLI set it; the host
+	// agent, reading paths its own operator chose, does not. Either way
+	// only regular files are read, checked on the open descriptor.
+	Fence *Fence
 }
 
 var _ Source = (*Files)(nil)
@@ -52,6 +57,14 @@ func (f *Files) Run(ctx context.Context, sink Sink) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if f.Fence != nil {
+			real, err := f.Fence.Resolve(root)
+			if err != nil {
+				out.failed(ctx, host+":"+root, err)
+				continue
+			}
+			root = real
+		}
 		info, err := os.Stat(root)
 		if err != nil {
 			out.failed(ctx, host+":"+root, err)
@@ -67,6 +80,12 @@ func (f *Files) Run(ctx context.Context, sink Sink) error {
 			}
 			if err != nil {
 				out.failed(ctx, host+":"+p, err)
+				return nil
+			}
+			if f.Fence != nil && f.Fence.lexical(p) != nil {
+				if d.IsDir() {
+					return fs.SkipDir // the data directory inside a root
+				}
 				return nil
 			}
 			if d.Type().IsRegular() && certExtensions[strings.ToLower(filepath.Ext(p))] {
@@ -86,7 +105,20 @@ func (f *Files) one(ctx context.Context, out *serialSink, host, p string) {
 		p = abs
 	}
 	loc := host + ":" + p
-	data, err := f.read(p)
+	// Read the link's target, checked again: a link swapped in since the
+	// job was vetted must still lead inside the roots.
+	var real string
+	var err error
+	if f.Fence != nil {
+		real, err = f.Fence.Resolve(p)
+	} else {
+		real, err = filepath.EvalSymlinks(p)
+	}
+	if err != nil {
+		out.failed(ctx, loc, err)
+		return
+	}
+	data, err := f.read(real)
 	if err != nil {
 		out.failed(ctx, loc, err)
 		return
@@ -108,7 +140,7 @@ func (f *Files) read(p string) ([]byte, error) {
 	if limit <= 0 {
 		limit = 1 << 20
 	}
-	fh, err := os.Open(p)
+	fh, err := openRegular(p)
 	if err != nil {
 		return nil, err
 	}

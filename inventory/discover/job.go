@@ -34,12 +34,18 @@ type Runner struct {
 	Host        string                   // file locations' host part
 	Password    func(path string) string // PKCS#12 passwords
 	Log         *slog.Logger
+	// Files is where file jobs may read (fence.go); nil or without roots,
+	// file jobs are refused.
+	Files *Fence
 }
 
 // Check vets a job spec against the allow-list without connecting:
 // addresses and ranges are checked now, host names when the job runs
 // (after they are resolved). It fits web.JobChecker.
 func (r *Runner) Check(kind string, spec inventory.JobSpec) error {
+	if kind == "files" {
+		return r.Files.Check(spec.Paths)
+	}
 	if kind != "scan" {
 		return nil
 	}
@@ -68,7 +74,13 @@ func (r *Runner) Run(ctx context.Context, job *inventory.DiscoveryJob) (*StoreSi
 	} else if job.Kind == "scan" {
 		src = &Scanner{Targets: spec.Targets, Ports: spec.Ports, Allow: r.Allow, Timeout: r.Timeout, Concurrency: r.Concurrency}
 	} else {
-		src = &Files{Paths: spec.Paths, Host: r.Host, Password: r.Password}
+		// The fence again at run time: roots may have shrunk since the
+		// job was queued, and files may have changed.
+		fence := r.Files
+		if fence == nil {
+			fence = &Fence{}
+		}
+		src = &Files{Paths: spec.Paths, Host: r.Host, Password: r.Password, Fence: fence}
 	}
 	if src != nil {
 		if err := src.Run(ctx, sink); err != nil {
