@@ -23,7 +23,19 @@ const (
 	// PoolSealKeyLabel is the backend label of the EST key-pool sealing
 	// key (enroll/pool.go creates it on first use under this label).
 	PoolSealKeyLabel = "mica-est-pool-seal"
+
+	// EABSealKeyLabel is the backend label of the key whose signature
+	// derives the ACME EAB HMAC keys' wrapping key (acme/eab_seal.go
+	// creates it on first use under this label).
+	EABSealKeyLabel = "mica-acme-eab-seal"
 )
+
+// sealKeyClasses maps the backend label of each sealing key the front
+// ends create to its key class.
+var sealKeyClasses = map[string]string{
+	PoolSealKeyLabel: KeyClassPoolSeal,
+	EABSealKeyLabel:  KeyClassEABSeal,
+}
 
 // eabKeyLister is the optional part of a KeyStore that lists ACME EAB
 // keys and records their (one-time) use. *inventory.Store has it.
@@ -32,25 +44,30 @@ type eabKeyLister interface {
 	SetKeyUsage(ctx context.Context, id string, count int64, first, last *time.Time) error
 }
 
-// syncOtherKeys registers the EST pool-sealing key (found in the backend
-// by its label; its signatures go through the metered signer like a CA
-// key's) and every ACME EAB HMAC key (stored sealed in the database; its
+// syncOtherKeys registers the sealing keys — the EST pool's and the
+// ACME EAB keys' (found in the backend by their labels; their signatures
+// go through the metered signer like a CA key's) — and every ACME EAB HMAC key (stored sealed in the database; its
 // one use, binding an account, is read from the EAB row).
 func syncOtherKeys(ctx context.Context, st KeyStore, b hsm.Backend, pol KeyPolicy, who Actor, known map[string]bool) (bool, error) {
 	added := false
 	// Listing a token's keys is costly (a PKCS#11 enumeration): only while
-	// the seal key is not registered yet.
-	if b != nil && !known[PoolSealKeyLabel] {
+	// a seal key is not registered yet.
+	missing := false
+	for label := range sealKeyClasses {
+		missing = missing || !known[label]
+	}
+	if b != nil && missing {
 		infos, err := b.Keys(ctx)
 		if err != nil {
 			return false, Wrap(ErrUnavailable, err, "listing the backend's keys")
 		}
 		for _, ki := range infos {
-			if ki.Label != PoolSealKeyLabel {
+			class, ok := sealKeyClasses[ki.Label]
+			if !ok || known[ki.Label] {
 				continue
 			}
-			k := inventory.Key{ID: PoolSealKeyLabel, Class: KeyClassPoolSeal, Backend: backendName(ki.URI), URI: ki.URI,
-				Algorithm: string(hsm.RSA2048), Cryptoperiod: pol.Cryptoperiods[KeyClassPoolSeal], Metering: inventory.MeteringSigner}
+			k := inventory.Key{ID: ki.Label, Class: class, Backend: backendName(ki.URI), URI: ki.URI,
+				Algorithm: string(hsm.RSA2048), Cryptoperiod: pol.Cryptoperiods[class], Metering: inventory.MeteringSigner}
 			if kt := string(ki.Type); kt != "" {
 				k.Algorithm = kt
 			}

@@ -12,7 +12,7 @@ import (
 )
 
 // TestKeyInventoryCompleteness: besides the CA keys, the inventory lists
-// the EST pool-sealing key (from the backend, metered by the signer), the
+// the EST pool and ACME EAB sealing keys (from the backend, metered by the signer), the
 // ACME EAB keys (db-sealed, their one use read from the EAB row) and the
 // webhook secrets (config, by source, not metered); a changed secret
 // source retires the old row. Registration is idempotent.
@@ -36,13 +36,17 @@ func TestKeyInventoryCompleteness(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			eabSealURI, err := b.CreateKey(ctx, EABSealKeyLabel, hsm.RSA2048)
+			if err != nil {
+				t.Fatal(err)
+			}
 			used := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 			for _, kid := range []string{"kid_unused", "kid-used"} {
 				if err := st.CreateACMEEABKey(ctx, &inventory.ACMEEABKey{KeyID: kid, Profile: "default", Sealed: []byte("sealed"), CreatedBy: "t"}, inventory.Event{Actor: "t"}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			pol := KeyPolicy{Cryptoperiods: map[string]time.Duration{KeyClassPoolSeal: 365 * day, KeyClassEABHMAC: 90 * day, KeyClassWebhookHMAC: 180 * day}}
+			pol := KeyPolicy{Cryptoperiods: map[string]time.Duration{KeyClassPoolSeal: 365 * day, KeyClassEABSeal: 180 * day, KeyClassEABHMAC: 90 * day, KeyClassWebhookHMAC: 180 * day}}
 			who := Actor{Name: "test"}
 			if _, err := SyncKeys(ctx, st, b, pol, who); err != nil {
 				t.Fatal(err)
@@ -74,6 +78,7 @@ func TestKeyInventoryCompleteness(t *testing.T) {
 				uses                                   int64
 			}{
 				{PoolSealKeyLabel, KeyClassPoolSeal, "softkms", sealURI, "RSA-2048", inventory.MeteringSigner, 365 * day, 0},
+				{EABSealKeyLabel, KeyClassEABSeal, "softkms", eabSealURI, "RSA-2048", inventory.MeteringSigner, 180 * day, 0},
 				{"eab-kid.unused", KeyClassEABHMAC, "db-sealed", "acme-eab:kid_unused", "HMAC-SHA256-256", inventory.MeteringSite, 90 * day, 0},
 				{"eab-kid-used", KeyClassEABHMAC, "db-sealed", "acme-eab:kid-used", "HMAC-SHA256-256", inventory.MeteringSite, 90 * day, 1},
 				{"webhook-1", KeyClassWebhookHMAC, "config", "file:/etc/mica/hook.key", "HMAC-SHA256-256", inventory.MeteringNone, 180 * day, 0},
@@ -91,8 +96,8 @@ func TestKeyInventoryCompleteness(t *testing.T) {
 			if k := byID["eab-kid-used"]; k.LastUsed == nil || !k.LastUsed.Equal(used) {
 				t.Errorf("EAB key last used = %v, want %v", k.LastUsed, used)
 			}
-			if len(keys) != 6 { // root, issuing, pool seal, 2 EAB, webhook
-				t.Errorf("inventory has %d keys, want 6", len(keys))
+			if len(keys) != 7 { // root, issuing, pool seal, EAB seal, 2 EAB, webhook
+				t.Errorf("inventory has %d keys, want 7", len(keys))
 			}
 
 			secrets[0].Source = "env:MICA_HOOK_SECRET"

@@ -20,6 +20,7 @@ const (
 	KeyClassOCSPResponder = "ocsp-responder"
 	KeyClassPoolSeal      = "pool-seal"
 	KeyClassEABHMAC       = "eab-hmac"
+	KeyClassEABSeal       = "eab-seal"
 )
 
 // KeyStore is the part of the inventory the key lifecycle needs.

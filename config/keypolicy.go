@@ -80,6 +80,7 @@ var DefaultCryptoperiods = map[string]time.Duration{
 	ca.KeyClassOCSPResponder: 7 * Day,
 	ca.KeyClassPoolSeal:      Year,
 	ca.KeyClassEABHMAC:       Year,
+	ca.KeyClassEABSeal:       Year,
 	ca.KeyClassWebhookHMAC:   Year,
 }
 
@@ -95,6 +96,7 @@ var DefaultRetention = map[string]time.Duration{
 	ca.KeyClassOCSPResponder: 0,
 	ca.KeyClassPoolSeal:      90 * Day,
 	ca.KeyClassEABHMAC:       0,
+	ca.KeyClassEABSeal:       90 * Day,
 	ca.KeyClassWebhookHMAC:   0,
 }
 
