@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,6 +68,10 @@ func TestWildcardOnlyDNS01(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(o.AuthzURLs) != 2 {
+		t.Fatalf("order has %d authorizations, want 2 (the wildcard name and the IP)", len(o.AuthzURLs))
+	}
+	var sawWildcard, sawIP bool
 	for _, u := range o.AuthzURLs {
 		z, err := c.GetAuthorization(ctx, u)
 		if err != nil {
@@ -76,16 +81,28 @@ func TestWildcardOnlyDNS01(t *testing.T) {
 		for _, ch := range z.Challenges {
 			types = append(types, ch.Type)
 		}
-		switch {
-		case z.Wildcard && (len(types) != 1 || types[0] != "dns-01"):
-			t.Errorf("wildcard challenges = %v, want [dns-01]", types)
-		case z.Identifier.Type == "ip":
-			for _, ty := range types {
-				if ty == "dns-01" {
-					t.Errorf("IP identifier offers dns-01")
-				}
+		switch z.Identifier.Type {
+		case "dns":
+			// RFC 8555 section 7.1.4: the identifier without "*.", and
+			// wildcard: true.
+			sawWildcard = true
+			if z.Identifier.Value != "x.test" || !z.Wildcard {
+				t.Errorf("wildcard authorization = %+v wildcard=%v, want identifier x.test with wildcard true", z.Identifier, z.Wildcard)
 			}
+			if len(types) != 1 || types[0] != "dns-01" {
+				t.Errorf("wildcard challenges = %v, want only [dns-01]", types)
+			}
+		case "ip":
+			sawIP = true
+			if z.Wildcard || len(types) == 0 || slices.Contains(types, "dns-01") {
+				t.Errorf("IP authorization: wildcard=%v challenges %v, want no wildcard and challenges other than dns-01", z.Wildcard, types)
+			}
+		default:
+			t.Errorf("unexpected authorization identifier %+v", z.Identifier)
 		}
+	}
+	if !sawWildcard || !sawIP {
+		t.Errorf("authorizations: wildcard %v, IP %v; want both", sawWildcard, sawIP)
 	}
 }
 

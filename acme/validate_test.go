@@ -3,7 +3,12 @@ package acme_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	xacme "golang.org/x/crypto/acme"
@@ -60,10 +65,29 @@ func TestHTTP01Redirects(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, inventorytest.SQLite(t), nil)
 	c := e.client(ctxT(t))
-	// The responder redirects tokens it stores as "redirect:URL".
-	got := failedChallenge(t, e, c, "redir.test", func(tok, ka string) { e.tokens.Store(tok, "redirect:http://redir.test:1/x") })
-	if !strings.HasSuffix(got, ":connection") {
-		t.Fatalf("redirect to port 1 = %s, want connection", got)
+	// The responder redirects tokens it stores as "redirect:URL". The
+	// forbidden port is not closed: a server there answers every request
+	// with the right key authorization, so a validator that followed the
+	// redirect would validate. Refusing it is then the only way to fail,
+	// and the server must never have been asked.
+	var keyAuth atomic.Value
+	var hits atomic.Int32
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		ka, _ := keyAuth.Load().(string)
+		io.WriteString(w, ka)
+	}))
+	t.Cleanup(forbidden.Close)
+	_, port, _ := net.SplitHostPort(forbidden.Listener.Addr().String())
+	got := failedChallenge(t, e, c, "redir.test", func(tok, ka string) {
+		keyAuth.Store(ka)
+		e.tokens.Store(tok, "redirect:http://redir.test:"+port+"/.well-known/acme-challenge/"+tok)
+	})
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the validator followed a redirect to port %s (%d requests; problem %s), want it refused", port, n, got)
+	}
+	if !strings.HasPrefix(got, "urn:ietf:params:acme:error:") {
+		t.Fatalf("refused redirect: problem type %q, want an ACME error", got)
 	}
 	// A redirect to the http-01 port is followed.
 	ctx := context.Background()

@@ -71,7 +71,11 @@ func TestIssuerSwitchWithoutRestart(t *testing.T) {
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			var issued []*Issued
+			byIssuer := map[string]int{}
 			stop := make(chan struct{})
+			var stopOnce sync.Once
+			halt := func() { stopOnce.Do(func() { close(stop) }) }
+			defer halt() // a failed barrier must not leave issuers running
 			for range 4 {
 				wg.Add(1)
 				go func() {
@@ -89,15 +93,28 @@ func TestIssuerSwitchWithoutRestart(t *testing.T) {
 						}
 						mu.Lock()
 						issued = append(issued, iss)
+						byIssuer[iss.Record.IssuerID]++
 						mu.Unlock()
 					}
 				}()
 			}
-			time.Sleep(50 * time.Millisecond)
+			// Barriers, not sleeps: the clock passes the activation time
+			// only once the issuers are busy on the old CA, and they stop
+			// only once they have issued under the new one, so the
+			// concurrent issuance provably spans the switch.
+			issuedBy := func(id string) int {
+				mu.Lock()
+				defer mu.Unlock()
+				return byIssuer[id]
+			}
+			waitFor(t, func() bool { return issuedBy(oldID) >= 4 })
 			clk.Advance(at.Sub(clk.Now()) + time.Second)
-			time.Sleep(50 * time.Millisecond)
-			close(stop)
+			waitFor(t, func() bool { return issuedBy("issuing-next") >= 4 })
+			halt()
 			wg.Wait()
+			if byIssuer[oldID] == 0 || byIssuer["issuing-next"] == 0 {
+				t.Fatalf("concurrent issuance by issuer = %v, want some from %s and some from issuing-next", byIssuer, oldID)
+			}
 
 			after, err := issueOne(t, c)
 			if err != nil {

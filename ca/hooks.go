@@ -1,6 +1,9 @@
 package ca
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // Crash points for tests that prove "committed before returned". Test-only:
 // nothing in production sets them.
@@ -22,6 +25,19 @@ const (
 type testHooks struct {
 	afterSign   func()
 	afterCommit func()
+
+	// crlBatch replaces time.After for the CRL batching delay, so a test
+	// decides when a batch closes (an explicit barrier, not a race
+	// between the burst and the delay).
+	crlBatch func(d time.Duration) <-chan time.Time
+}
+
+// batchTimer is time.After(d) unless a test holds the CRL batch open.
+func (r *revoker) batchTimer(d time.Duration) <-chan time.Time {
+	if h := r.ca.hooks.crlBatch; h != nil {
+		return h(d)
+	}
+	return time.After(d)
 }
 
 // crashPoint runs the test hook for point and, if MICA_TEST_CRASH_AT names

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mica-pki/mica/hsm"
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 // TestOpenSSLVerify checks issued chains with a second, independent X.509
@@ -17,10 +18,7 @@ import (
 // on it too.
 func TestOpenSSLVerify(t *testing.T) {
 	t.Parallel()
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
+	openssl := testtool.Need(t, "openssl")
 	for _, ikt := range []hsm.KeyType{hsm.ECP256, hsm.RSA2048, hsm.Ed25519} {
 		t.Run(string(ikt), func(t *testing.T) {
 			t.Parallel()

@@ -267,7 +267,7 @@ func (c *CA) RunRevocation(ctx context.Context) {
 			return
 		case <-r.kick:
 			if batch == nil {
-				batch = time.After(r.cfg.CRLDelay)
+				batch = r.batchTimer(r.cfg.CRLDelay)
 			}
 		case <-batch:
 			batch = nil

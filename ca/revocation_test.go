@@ -8,6 +8,7 @@ import (
 	"encoding/asn1"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,10 +165,21 @@ func TestOCSPUnknownUnauthorizedMalformed(t *testing.T) {
 
 func TestCRLBatchingUnderBurst(t *testing.T) {
 	st := inventorytest.SQLite(t)
-	// The batching window is long next to the burst (50 revocations take
-	// well under a second even under -race on a loaded 2-core machine),
-	// so the assertion measures batching, not scheduler luck.
-	e := newRevEnv(t, st, RevocationConfig{CRLDelay: 3 * time.Second, SweepEvery: time.Hour})
+	e := newRevEnv(t, st, RevocationConfig{CRLDelay: time.Hour, SweepEvery: time.Hour})
+	// The batch closes when the test says so, not when a delay runs out:
+	// the first revocation opens it (the worker asks for a timer), the
+	// whole burst goes in, and only then does the timer fire. Later
+	// timers (a kick left over from the burst) never fire.
+	opened := make(chan struct{}, 1)
+	closeBatch := make(chan time.Time, 1)
+	var timers atomic.Int32
+	e.ca.hooks.crlBatch = func(time.Duration) <-chan time.Time {
+		if timers.Add(1) > 1 {
+			return nil
+		}
+		opened <- struct{}{}
+		return closeBatch
+	}
 	var serials []string
 	for range 50 {
 		serials = append(serials, e.issue(t, nil).Certificate.SerialNumber.Text(16))
@@ -194,6 +206,15 @@ func TestCRLBatchingUnderBurst(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	select {
+	case <-opened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("50 revocations opened no CRL batch")
+	}
+	if n := e.ca.RevocationStats().CRLsSigned - start; n != 0 {
+		t.Fatalf("%d CRLs signed while the batch was open, want 0: revocations must wait for the batch", n)
+	}
+	closeBatch <- time.Now()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		crl, err := e.ca.CRL(ctx, e.ca.IssuerID()+".crl")
@@ -207,8 +228,8 @@ func TestCRLBatchingUnderBurst(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if n := e.ca.RevocationStats().CRLsSigned - start; n < 1 || n > 3 {
-		t.Errorf("50 revocations cost %d CRL signatures, want 1 (at most 3 with timing)", n)
+	if n := e.ca.RevocationStats().CRLsSigned - start; n != 1 {
+		t.Errorf("50 revocations cost %d CRL signatures, want exactly 1", n)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 // sh runs a shell pipeline in dir and returns its stdout.
@@ -22,10 +24,9 @@ func sh(t *testing.T, dir, script string) string {
 }
 
 func needTools(t *testing.T, tools ...string) {
+	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/test.sh installs it)", tool)
-		}
+		testtool.Need(t, tool)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 var keySeq atomic.Int64
@@ -27,6 +29,7 @@ func uniq(prefix string) string { return fmt.Sprintf("%s-%d", prefix, keySeq.Add
 func TestMain(m *testing.M) {
 	cleanup := setupSoftHSM()
 	code := m.Run()
+	fmt.Fprint(os.Stderr, testtool.Summary())
 	cleanup()
 	os.Exit(code)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mica-pki/mica/hsm"
 	"github.com/mica-pki/mica/hsm/hsmtest"
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 // Tests of opening the pkcs11 backend: token selection, PIN handling, URIs
@@ -165,10 +166,8 @@ func TestPKCS11WithoutCgoBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the package without cgo; skipped with -short")
 	}
-	goBin, err := exec.LookPath("go") // go test puts GOROOT/bin first in PATH
-	if err != nil {
-		t.Skipf("go command not found: %v", err)
-	}
+	// go test puts GOROOT/bin first in PATH.
+	goBin := testtool.Need(t, "go")
 	var flags []string // -race needs cgo: drop it if it came in through GOFLAGS
 	for _, f := range strings.Fields(os.Getenv("GOFLAGS")) {
 		if f != "-race" {

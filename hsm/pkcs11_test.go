@@ -16,6 +16,7 @@ import (
 
 	"github.com/mica-pki/mica/hsm"
 	"github.com/mica-pki/mica/hsm/hsmtest"
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 // shared is the token TestMain creates for this test binary.
@@ -54,10 +55,7 @@ func needSoftHSM(t testing.TB) {
 		t.Fatalf("SoftHSM2 token setup failed: %v", shared.setupErr)
 	}
 	if shared.unavailable != nil {
-		if hsmtest.Required() {
-			t.Fatalf("SoftHSM2 required (CI or MICA_REQUIRE_SOFTHSM=1): %v", shared.unavailable)
-		}
-		t.Skipf("SoftHSM2 unavailable: %v", shared.unavailable)
+		testtool.Missing(t, testtool.SoftHSM2, shared.unavailable)
 	}
 }
 
@@ -79,12 +77,7 @@ func openP11(t testing.TB) hsm.Backend {
 // independent reader of what is really on the token.
 func pkcs11Tool(t testing.TB, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("pkcs11-tool"); err != nil {
-		if hsmtest.Required() {
-			t.Fatal("pkcs11-tool not installed (apt-get install opensc)")
-		}
-		t.Skip("pkcs11-tool not installed")
-	}
+	testtool.Need(t, "pkcs11-tool") // OpenSC
 	all := append([]string{"--module", shared.module, "--token-label", hsmtest.TokenLabel, "--login", "--pin", hsmtest.UserPIN}, args...)
 	out, err := exec.Command("pkcs11-tool", all...).CombinedOutput()
 	if err != nil {

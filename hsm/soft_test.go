@@ -23,6 +23,7 @@ import (
 
 	"github.com/mica-pki/mica/hsm"
 	"github.com/mica-pki/mica/hsm/hsmtest"
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 // openSoft opens a softkms backend on a fresh directory, closed at cleanup.
@@ -147,9 +148,7 @@ func TestSoftReopenDecrypts(t *testing.T) {
 
 func TestSoftOpenSSLReadsKeyFile(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testtool.Need(t, "openssl")
 	ctx := context.Background()
 	b, uri, pass := openSoft(t)
 	keyURI, err := b.CreateKey(ctx, "interop", hsm.ECP384)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mica-pki/mica/internal/testtool"
 	"github.com/mica-pki/mica/inventory"
 	"github.com/mica-pki/mica/inventory/inventorytest"
 )
@@ -242,5 +243,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(inventorytest.EnvPostgresDSN) == "" {
 		fmt.Fprintln(os.Stderr, "inventory tests: "+inventorytest.EnvPostgresDSN+" not set, PostgreSQL cases skip")
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	fmt.Fprint(os.Stderr, testtool.Summary())
+	os.Exit(code)
 }

@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,7 +21,12 @@ import (
 )
 
 // fakeRevoker stands in for ca.CA.Revoke: it revokes in the store and
-// records the request, so tests can check what web passed on.
+// records the request, so tests can check what web passed on. It maps
+// the store's verdict to the ca error kinds the way ca.CA.Revoke does
+// (ca/revoke.go) and no further: a conflict is "already revoked", a
+// missing row "not found", anything else "unavailable". So a 409 in these
+// tests comes from the store refusing a second revocation, not from the
+// fake.
 type fakeRevoker struct {
 	store *inventory.Store
 	got   []ca.RevokeRequest
@@ -34,10 +40,16 @@ func (f *fakeRevoker) Revoke(ctx context.Context, rr ca.RevokeRequest) (*invento
 		return nil, ca.Wrap(ca.ErrBadRevocation, nil, "unknown reason "+rr.Reason)
 	}
 	c, err := f.store.RevokeCertificate(ctx, rr.IssuerID, rr.Serial, rr.Reason, time.Now(), inventory.Event{Actor: rr.Actor, Protocol: rr.Protocol})
-	if err != nil {
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, inventory.ErrConflict):
 		return nil, ca.Wrap(ca.ErrAlreadyRevoked, err, "already revoked")
+	case errors.Is(err, inventory.ErrNotFound):
+		return nil, ca.Wrap(ca.ErrNotFound, err, "no such certificate")
+	default:
+		return nil, ca.Wrap(ca.ErrUnavailable, err, "recording the revocation failed")
 	}
-	return c, nil
 }
 
 type apiEnv struct {

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 // testCA is a throwaway two-level PKI (root → issuing) built with
@@ -144,10 +146,7 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 // binary is absent.
 func openssl(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
-	path, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
+	path := testtool.Need(t, "openssl")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)

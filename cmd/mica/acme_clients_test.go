@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mica-pki/mica/acme/acmetest"
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 // acmeLab is one mica dev with its DNS server and client ports.
@@ -38,13 +39,9 @@ type acmeLab struct {
 var reDirectory = regexp.MustCompile(`https://127\.0\.0\.1:\d+/acme/default/directory`)
 
 func needClients(t *testing.T, names ...string) {
+	t.Helper()
 	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("MICA_REQUIRE_ACME_CLIENTS") != "" {
-				t.Fatalf("%s is not installed (scripts/test.sh installs it)", n)
-			}
-			t.Skipf("%s is not installed; scripts/test.sh installs it", n)
-		}
+		testtool.Need(t, n)
 	}
 }
 

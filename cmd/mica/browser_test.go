@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/mica-pki/mica/internal/testtool"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -34,10 +35,7 @@ const chromiumPath = "/usr/bin/chromium"
 // Screenshots go to $MICA_UI_SCREENSHOTS when set (docs/img).
 func TestBrowserUI(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" || os.Getenv("MICA_REQUIRE_CHROMIUM") != "" {
-			t.Fatalf("chromium is not installed at %s (scripts/test.sh installs it)", chromiumPath)
-		}
-		t.Skip("chromium not installed (scripts/test.sh installs it)")
+		testtool.Missing(t, "chromium", err)
 	}
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "dev")

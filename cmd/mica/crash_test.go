@@ -96,37 +96,84 @@ func TestKillLoop(t *testing.T) {
 	c.must(c.data("cert", "issue", "--csr", csr, "--profile", "server", "--out", filepath.Join(t.TempDir(), "calibrate.pem"))...)
 	window := max(300*time.Millisecond, time.Since(start)*6/5)
 
-	const runs = 20
-	outDir := t.TempDir()
-	var written, killed int
-	for i := range runs {
-		out := filepath.Join(outDir, fmt.Sprintf("leaf-%02d.pem", i))
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		cmd := exec.CommandContext(ctx, micaBin, c.data("cert", "issue", "--csr", csr, "--profile", "server", "--out", out)...)
-		cmd.Env = baseEnv()
-		if err := cmd.Start(); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rand.Int64N(int64(window))))
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		err := cmd.Wait()
-		cancel()
-		if err != nil {
-			killed++
-		}
-		if _, statErr := os.Stat(out); statErr == nil {
-			written++
-		}
-	}
-	t.Logf("%d runs: %d killed before exiting, %d wrote --out (window %v)", runs, killed, written, window)
-
 	ctx := context.Background()
 	st, err := inventory.Open(ctx, "sqlite:"+filepath.Join(c.dir, "mica.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	rows := func() int {
+		t.Helper()
+		found, err := st.FindCertificates(ctx, inventory.CertFilter{Text: "kill.test", Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(found)
+	}
+
+	outDir := t.TempDir()
+	var written, killed, mid, n int
+	// kill runs one `mica cert issue`, SIGKILLed after delay, and says
+	// how it ended: "done" (exited before the kill), "early" (killed
+	// before it reserved a serial) or "mid" (killed after the store had
+	// a row for it and before it exited: mid-issuance).
+	kill := func(delay time.Duration) string {
+		t.Helper()
+		out := filepath.Join(outDir, fmt.Sprintf("leaf-%02d.pem", n))
+		n++
+		before := rows()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, micaBin, c.data("cert", "issue", "--csr", csr, "--profile", "server", "--out", out)...)
+		cmd.Env = baseEnv()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		err := cmd.Wait()
+		if _, statErr := os.Stat(out); statErr == nil {
+			written++
+		}
+		switch {
+		case err == nil:
+			return "done"
+		case rows() == before:
+			killed++
+			return "early"
+		default:
+			killed++
+			mid++
+			return "mid"
+		}
+	}
+	const runs = 20
+	for range runs {
+		kill(time.Duration(rand.Int64N(int64(window))))
+	}
+	// The invariants below say something about a crash only if some kill
+	// landed between the reservation and the exit. Random moments may all
+	// miss that short stretch; then search for it, bounded: a kill that
+	// came too early moves the next one later, a run that finished moves
+	// it earlier.
+	lo, hi := time.Duration(0), window
+	for i := 0; mid == 0 && i < 60; i++ {
+		d := lo + (hi-lo)/2
+		switch kill(d) {
+		case "done":
+			hi = d
+		case "early":
+			lo = d
+		}
+		if hi-lo < 2*time.Millisecond { // converged on the jitter: widen again
+			lo, hi = max(0, lo-20*time.Millisecond), hi+20*time.Millisecond
+		}
+	}
+	t.Logf("%d runs: %d killed before exiting, %d of them mid-issuance, %d wrote --out (window %v)", n, killed, mid, written, window)
+	if mid == 0 {
+		t.Fatalf("no kill in %d runs landed between the reservation and the exit: the crash invariants were not exercised", n)
+	}
+
 	entries, _ := os.ReadDir(outDir)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {

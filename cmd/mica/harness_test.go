@@ -22,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 // micaBin is the binary under test, built by TestMain.
@@ -42,6 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	fmt.Fprint(os.Stderr, testtool.Summary())
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -269,15 +272,10 @@ func opensslSerial(t *testing.T, certFile string) string {
 
 // requireTool skips a test whose external tool is missing, except where
 // the tools must be present (CI, scripts/test.sh): skipping there would
-// let a run pass without testing anything.
+// let a run pass without testing anything. The rule is testtool's.
 func requireTool(t *testing.T, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") != "" || os.Getenv("MICA_REQUIRE_SOFTHSM") == "1" {
-			t.Fatalf("%s is required here (CI or MICA_REQUIRE_SOFTHSM=1): %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
+	testtool.Need(t, name)
 }
 
 // wantExit fails unless r exited with code and stderr names every want.

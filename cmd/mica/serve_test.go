@@ -234,24 +234,36 @@ func TestServeSwitchesIssuerWithoutRestart(t *testing.T) {
 		return out
 	}
 	oldCN := "CN = " + readCerts(t, filepath.Join(c.dir, issuingPEM))[0].Subject.CommonName
-	if time.Until(at) < 2*time.Second {
-		t.Fatalf("the replicas took too long to start; the activation time %s has (almost) passed", at)
-	}
+	// No assertion on how long the start-ups took: each replica's
+	// answer is checked against the state it must show at the moment it
+	// was given. An answer given before the activation time must name the
+	// old CA; the switch itself is proven by the answers after it and by
+	// the log line, which a replica that started on the new CA never
+	// writes.
 	var before []string
-	for _, r := range replicas {
-		before = subjects(r)
+	for i, r := range replicas {
+		got := subjects(r)
+		if !time.Now().Before(at) {
+			t.Logf("replica %d answered after the activation time; its pre-switch answer is not checked", i)
+			continue
+		}
+		before = got
 		if len(before) != 2 || before[0] != oldCN {
 			t.Fatalf("cacerts before the activation time = %q, want the old issuing CA and the root", before)
 		}
 	}
+	// Wait for the activation time itself (a barrier on the schedule the
+	// test set, not a bound on anything measured).
 	time.Sleep(time.Until(at) + time.Second)
+	root, _ := strings.CutPrefix(strings.TrimSpace(openssl(t, "x509", "-in", filepath.Join(c.dir, rootPEM), "-noout", "-subject")), "subject=")
+	root = strings.TrimSpace(root)
 	for i, r := range replicas {
 		after := subjects(r)
-		if len(after) != 3 || after[0] == oldCN || after[1] != oldCN || after[2] != before[1] {
+		if len(after) != 3 || after[0] == oldCN || after[1] != oldCN || after[2] != root {
 			t.Errorf("replica %d: cacerts after the activation time = %q, want the new CA, the old one, the root", i, after)
 		}
 		if !strings.Contains(r.logs.String(), "issuance switched to a new issuing CA") {
-			t.Errorf("replica %d did not log the switch:\n%s", i, r.logs)
+			t.Errorf("replica %d did not log the switch (a replica that started after the activation time has none to log):\n%s", i, r.logs)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"testing"
 
 	"github.com/mica-pki/mica/hsm"
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 // Fixed test credentials. They only ever protect throw-away tokens.
@@ -75,7 +76,7 @@ func Available() error {
 // Required reports whether a missing SoftHSM2 must fail tests instead of
 // skipping them.
 func Required() bool {
-	return os.Getenv("CI") != "" || os.Getenv("MICA_REQUIRE_SOFTHSM") == "1"
+	return testtool.Required(testtool.SoftHSM2)
 }
 
 // InitToken creates a SoftHSM2 configuration and token store under dir and
@@ -104,10 +105,7 @@ func InitToken(dir, label string) (conf string, err error) {
 // skipOrFail stops the test because SoftHSM2 is unavailable.
 func skipOrFail(t testing.TB, why error) {
 	t.Helper()
-	if Required() {
-		t.Fatalf("SoftHSM2 required (CI or MICA_REQUIRE_SOFTHSM=1) but unavailable: %v", why)
-	}
-	t.Skipf("SoftHSM2 unavailable, skipping: %v", why)
+	testtool.Missing(t, testtool.SoftHSM2, why)
 }
 
 // SoftHSM creates a fresh token labelled TokenLabel in t.TempDir(), points

@@ -3,6 +3,7 @@ package hsmtest_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -37,17 +38,22 @@ func run(t *testing.T) *recorder {
 func TestSoftHSMMissing(t *testing.T) {
 	t.Setenv("MICA_SOFTHSM_MODULE", "/nonexistent/libsofthsm2.so")
 	tests := []struct {
-		name, ci, require string
-		wantFail          bool
+		name, ci, require, tools string
+		wantFail                 bool
 	}{
-		{"local", "", "", false},
-		{"CI", "true", "", true},
-		{"MICA_REQUIRE_SOFTHSM", "", "1", true},
+		{"local", "", "", "", false},
+		{"CI", "true", "", "", true},
+		{"MICA_REQUIRE_SOFTHSM", "", "1", "", true},
+		{"MICA_REQUIRE_TOOLS", "", "", "1", true},
+		{"MICA_REQUIRE_TOOLS lists softhsm2", "", "", "openssl,softhsm2", true},
+		{"MICA_REQUIRE_TOOLS lists others", "", "", "openssl,curl", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("CI", tc.ci)
 			t.Setenv("MICA_REQUIRE_SOFTHSM", tc.require)
+			t.Setenv("MICA_REQUIRE_TOOLS", tc.tools)
+			t.Setenv("MICA_SKIP_LOG", filepath.Join(t.TempDir(), "skips.log"))
 			r := run(t)
 			if tc.wantFail && (r.fatal == "" || r.skip != "") {
 				t.Fatalf("want failure, got skip=%q fatal=%q", r.skip, r.fatal)

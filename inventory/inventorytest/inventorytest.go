@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx" for schema setup
 
+	"github.com/mica-pki/mica/internal/testtool"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -39,6 +41,9 @@ func Stores(t testing.TB) map[string]*inventory.Store {
 	m := map[string]*inventory.Store{"sqlite": SQLite(t)}
 	if os.Getenv(EnvPostgresDSN) != "" {
 		m["postgres"] = Postgres(t)
+	} else {
+		// Not silent: the PostgreSQL half of the suite did not run.
+		testtool.Partial(t, testtool.PostgreSQL, errors.New(EnvPostgresDSN+" not set; ran on SQLite only"))
 	}
 	return m
 }
@@ -70,7 +75,7 @@ func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(EnvPostgresDSN)
 	if base == "" {
-		t.Skip(EnvPostgresDSN + " not set; skipping PostgreSQL")
+		testtool.Missing(t, testtool.PostgreSQL, errors.New(EnvPostgresDSN+" not set"))
 	}
 	u, err := url.Parse(base)
 	if err != nil {
