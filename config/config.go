@@ -339,6 +339,10 @@ func (c *Config) Effective() *Config {
 		e.Profiles[k] = v
 	}
 	e.profilesDefaulted = false
+	e.ACME.Limits = c.ACME.defaultedLimits()
+	if len(e.EST.Labels) > 0 && e.EST.RateLimit == 0 {
+		e.EST.RateLimit = DefaultESTRateLimit
+	}
 	return &e
 }
 

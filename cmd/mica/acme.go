@@ -67,7 +67,7 @@ func acmeFrontEnd(ctx context.Context, g *engine) (*acme.Server, error) {
 		Profiles:   cfg.ACME.Profiles,
 		BaseURL:    cfg.ACME.BaseURL,
 		Validation: cfg.ACME.Validation,
-		Limits:     cfg.ACME.Limits,
+		Limits:     cfg.ACME.EffectiveLimits(),
 		EABSecret:  secret.Bytes(),
 		Logger:     g.log,
 
