@@ -43,9 +43,9 @@ type ACME struct {
 //     Encrypt, so a misconfigured client stops hammering its own server.
 func DefaultACMELimits() acme.Limits {
 	return acme.Limits{
-		OrdersPerAccountPerHour: 300,
-		OrdersPerIPPerHour:      1000,
-		AccountsPerIPPerHour:    50,
+		OrdersPerAccountPerHour:                   300,
+		OrdersPerIPPerHour:                        1000,
+		AccountsPerIPPerHour:                      50,
 		FailedValidationsPerAccountPerNamePerHour: 5,
 	}
 }
