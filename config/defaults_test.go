@@ -35,8 +35,8 @@ func TestServeDefaultsAreSafe(t *testing.T) {
 		}
 	}
 	c.EST.Labels = map[string]enroll.Label{"d": {Profile: "device", Tokens: true}}
-	if got := EffectiveEST(c.EST).RateLimit; got <= 0 {
-		t.Errorf("default est.rate_limit = %d, want a limit", got)
+	if got := EffectiveEST(c.EST); got.RateLimit <= 0 || got.CredentialRateLimit <= 0 {
+		t.Errorf("default est.rate_limit, credential_rate_limit = %d, %d; want limits", got.RateLimit, got.CredentialRateLimit)
 	}
 	for _, tc := range []struct {
 		addr string
