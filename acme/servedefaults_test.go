@@ -171,6 +171,23 @@ func TestValidationProblemsSayWhatNotWhere(t *testing.T) {
 		}
 	}()
 	hangPort := port(t, hang.Addr())
+	// plain answers every connection in plain text, not TLS.
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	go func() {
+		for {
+			c, err := plain.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+			c.Close()
+		}
+	}()
+	plainPort := port(t, plain.Addr())
 	for _, tc := range []struct {
 		name, typ string
 		edit      func(*acme.Options)
@@ -189,6 +206,11 @@ func TestValidationProblemsSayWhatNotWhere(t *testing.T) {
 		{"tls-alpn-01 connection refused", "tls-alpn-01", func(o *acme.Options) { o.Validation.TLSALPN01Port = closed }, nil,
 			"connection", "connection refused"},
 		{"dns-01 no TXT", "dns-01", nil, nil, "unauthorized", "no TXT record found"},
+		{"http-01 no address record", "http-01", nil, func(e *testEnv) func(tok, ka string) {
+			return func(string, string) { e.dns.SetAddr("what.test") }
+		}, "dns", "no address record found for what.test"},
+		{"tls-alpn-01 not TLS", "tls-alpn-01", func(o *acme.Options) { o.Validation.TLSALPN01Port = plainPort }, nil,
+			"tls", "TLS handshake failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -202,7 +224,7 @@ func TestValidationProblemsSayWhatNotWhere(t *testing.T) {
 			if !strings.HasSuffix(pe.ProblemType, ":"+tc.want) || !strings.Contains(pe.Detail, tc.detail) {
 				t.Fatalf("problem = %s %q, want %s containing %q", pe.ProblemType, pe.Detail, tc.want, tc.detail)
 			}
-			noAddress(t, pe.Detail, "127.0.0.1", e.dns.Addr, ":"+strconv.Itoa(closed), ":"+strconv.Itoa(hangPort),
+			noAddress(t, pe.Detail, "127.0.0.1", e.dns.Addr, ":"+strconv.Itoa(closed), ":"+strconv.Itoa(hangPort), ":"+strconv.Itoa(plainPort),
 				":"+strconv.Itoa(e.opts.Validation.HTTP01Port), ":"+strconv.Itoa(e.opts.Validation.TLSALPN01Port))
 		})
 	}

@@ -27,13 +27,15 @@ func (v *validator) connProblem(j job, what string, err error) *Problem {
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
+		// The name (the identifier or a redirect's host) is the
+		// requester's own; the resolver's address (dnsErr.Server) is not.
 		switch {
 		case dnsErr.IsNotFound:
-			return problem(probDNS, http.StatusBadRequest, "%s: no address record found for %s", what, j.authz.Identifier.Value)
+			return problem(probDNS, http.StatusBadRequest, "%s: no address record found for %s", what, dnsErr.Name)
 		case dnsErr.IsTimeout:
-			return problem(probDNS, http.StatusBadRequest, "%s: DNS lookup of %s timed out", what, j.authz.Identifier.Value)
+			return problem(probDNS, http.StatusBadRequest, "%s: DNS lookup of %s: timeout", what, dnsErr.Name)
 		}
-		return problem(probDNS, http.StatusBadRequest, "%s: DNS lookup of %s failed", what, j.authz.Identifier.Value)
+		return problem(probDNS, http.StatusBadRequest, "%s: DNS lookup of %s failed", what, dnsErr.Name)
 	}
 	d, tlsFailure := connFailure(err)
 	if tlsFailure {
