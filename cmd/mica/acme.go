@@ -61,6 +61,11 @@ func acmeFrontEnd(ctx context.Context, g *engine) (*acme.Server, error) {
 	if err != nil {
 		return nil, &cliError{code: exitConfig, msg: "keys.secret_file/secret_env: " + err.Error()}
 	}
+	if len(cfg.ACME.Validation.AllowNetworks) == 0 {
+		// A private CA's clients usually live in 10/8 and friends: say
+		// once why their validations will be refused, and what to set.
+		g.log.Info("acme: validation reaches public addresses only; list internal networks in acme.validation.allow_networks")
+	}
 	s, err := acme.New(ctx, acme.Options{
 		CA:         g.ca,
 		Store:      g.store,
