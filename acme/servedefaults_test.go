@@ -123,27 +123,6 @@ func TestServeDefaultsRefuseNonPublic(t *testing.T) {
 	}
 }
 
-// TestServeDefaultsRedirectIntoDeniedNetwork: the policy applies to every
-// address dialed, so a responder allowed by an explicit allow-list that
-// redirects to a denied address is refused at the redirect, and the
-// problem names neither address.
-func TestServeDefaultsRedirectIntoDeniedNetwork(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, inventorytest.SQLite(t), func(o *acme.Options) {
-		serveDefaults(t)(o)
-		// The operator opened the responder's address, and only it.
-		o.Validation.AllowNetworks = []string{"127.0.0.1/32"}
-	})
-	c := e.client(ctxT(t))
-	pe := challengeProblem(t, e, c, "http-01", "hop.test", func(tok, _ string) {
-		e.tokens.Store(tok, "redirect:http://169.254.169.254/latest/meta-data/")
-	})
-	if !strings.HasSuffix(pe.ProblemType, ":rejectedIdentifier") || !strings.Contains(pe.Detail, "network the CA may not connect to") {
-		t.Fatalf("redirect to cloud metadata = %s %q, want rejectedIdentifier", pe.ProblemType, pe.Detail)
-	}
-	noAddress(t, pe.Detail, "169.254.169.254", "meta-data")
-}
-
 // TestValidationProblemsSayWhatNotWhere: each kind of failure is named in
 // fixed words, with no internal address, port or raw dial error.
 func TestValidationProblemsSayWhatNotWhere(t *testing.T) {
@@ -188,44 +167,62 @@ func TestValidationProblemsSayWhatNotWhere(t *testing.T) {
 		}
 	}()
 	plainPort := port(t, plain.Addr())
-	for _, tc := range []struct {
+	// Three servers cover every case (building one is the slow part):
+	// the harness's responders, one whose challenge ports are closed or
+	// not TLS, one whose http-01 port never answers.
+	type row struct {
 		name, typ string
-		edit      func(*acme.Options)
-		answer    func(e *testEnv) func(tok, ka string)
-		want      string // problem type suffix
-		detail    string // must be in the detail
+		answer    func(e *testEnv, name string) func(tok, ka string) // nil: no answer
+		want      string                                             // problem type suffix
+		detail    string                                             // must be in the detail
+	}
+	wrong := func(e *testEnv, _ string) func(string, string) {
+		return func(tok, _ string) { e.tokens.Store(tok, "wrong") }
+	}
+	noAddr := func(e *testEnv, name string) func(string, string) {
+		return func(string, string) { e.dns.SetAddr(name) }
+	}
+	for _, srv := range []struct {
+		name string
+		edit func(*acme.Options)
+		rows []row
 	}{
-		{"http-01 connection refused", "http-01", func(o *acme.Options) { o.Validation.HTTP01Port = closed }, nil,
-			"connection", "connection refused"},
-		{"http-01 404", "http-01", nil, nil, "unauthorized", "HTTP 404"},
-		{"http-01 timeout", "http-01", func(o *acme.Options) { o.Validation.HTTP01Port = hangPort; o.Validation.Timeout = time.Second }, nil,
-			"connection", "timeout"},
-		{"http-01 wrong answer", "http-01", nil, func(e *testEnv) func(tok, ka string) {
-			return func(tok, _ string) { e.tokens.Store(tok, "wrong") }
-		}, "incorrectResponse", "not the key authorization"},
-		{"tls-alpn-01 connection refused", "tls-alpn-01", func(o *acme.Options) { o.Validation.TLSALPN01Port = closed }, nil,
-			"connection", "connection refused"},
-		{"dns-01 no TXT", "dns-01", nil, nil, "unauthorized", "no TXT record found"},
-		{"http-01 no address record", "http-01", nil, func(e *testEnv) func(tok, ka string) {
-			return func(string, string) { e.dns.SetAddr("what.test") }
-		}, "dns", "no address record found for what.test"},
-		{"tls-alpn-01 not TLS", "tls-alpn-01", func(o *acme.Options) { o.Validation.TLSALPN01Port = plainPort }, nil,
-			"tls", "TLS handshake failed"},
+		{"responders", nil, []row{
+			{"http-01 404", "http-01", nil, "unauthorized", "HTTP 404"},
+			{"http-01 wrong answer", "http-01", wrong, "incorrectResponse", "not the key authorization"},
+			{"dns-01 no TXT", "dns-01", nil, "unauthorized", "no TXT record found"},
+			{"http-01 no address record", "http-01", noAddr, "dns", "no address record found for what3.test"},
+		}},
+		{"closed", func(o *acme.Options) { o.Validation.HTTP01Port, o.Validation.TLSALPN01Port = closed, plainPort }, []row{
+			{"http-01 connection refused", "http-01", nil, "connection", "connection refused"},
+			{"tls-alpn-01 not TLS", "tls-alpn-01", nil, "tls", "TLS handshake failed"},
+		}},
+		{"hang", func(o *acme.Options) {
+			o.Validation.HTTP01Port, o.Validation.TLSALPN01Port, o.Validation.Timeout = hangPort, closed, time.Second
+		}, []row{
+			{"http-01 timeout", "http-01", nil, "connection", "timeout"},
+			{"tls-alpn-01 connection refused", "tls-alpn-01", nil, "connection", "connection refused"},
+		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(srv.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, inventorytest.SQLite(t), tc.edit)
+			e := newEnv(t, inventorytest.SQLite(t), srv.edit)
 			c := e.client(ctxT(t))
-			var answer func(tok, ka string)
-			if tc.answer != nil {
-				answer = tc.answer(e)
+			for i, tc := range srv.rows {
+				t.Run(tc.name, func(t *testing.T) {
+					name := "what" + strconv.Itoa(i) + ".test"
+					var answer func(tok, ka string)
+					if tc.answer != nil {
+						answer = tc.answer(e, name)
+					}
+					pe := challengeProblem(t, e, c, tc.typ, name, answer)
+					if !strings.HasSuffix(pe.ProblemType, ":"+tc.want) || !strings.Contains(pe.Detail, tc.detail) {
+						t.Fatalf("problem = %s %q, want %s containing %q", pe.ProblemType, pe.Detail, tc.want, tc.detail)
+					}
+					noAddress(t, pe.Detail, "127.0.0.1", e.dns.Addr, ":"+strconv.Itoa(closed), ":"+strconv.Itoa(hangPort), ":"+strconv.Itoa(plainPort),
+						":"+strconv.Itoa(e.opts.Validation.HTTP01Port), ":"+strconv.Itoa(e.opts.Validation.TLSALPN01Port))
+				})
 			}
-			pe := challengeProblem(t, e, c, tc.typ, "what.test", answer)
-			if !strings.HasSuffix(pe.ProblemType, ":"+tc.want) || !strings.Contains(pe.Detail, tc.detail) {
-				t.Fatalf("problem = %s %q, want %s containing %q", pe.ProblemType, pe.Detail, tc.want, tc.detail)
-			}
-			noAddress(t, pe.Detail, "127.0.0.1", e.dns.Addr, ":"+strconv.Itoa(closed), ":"+strconv.Itoa(hangPort), ":"+strconv.Itoa(plainPort),
-				":"+strconv.Itoa(e.opts.Validation.HTTP01Port), ":"+strconv.Itoa(e.opts.Validation.TLSALPN01Port))
 		})
 	}
 }
@@ -269,30 +266,44 @@ func TestServeDefaultsRateLimitAccounts(t *testing.T) {
 	}
 }
 
-// TestServeDefaultsRateLimitFailedValidations: under the serve defaults
-// an account whose validations of a name keep failing is stopped with
-// 429 rateLimited and Retry-After on its next order for that name.
-func TestServeDefaultsRateLimitFailedValidations(t *testing.T) {
+// TestServeDefaultsOpenedResponder: with the serve defaults and only the
+// responder's address opened by the allow-list —
+//   - the policy applies to every address dialed, so a redirect to cloud
+//     metadata is refused, and the problem names neither address;
+//   - an account whose validations of a name keep failing is stopped with
+//     429 rateLimited and Retry-After on its next order for that name.
+func TestServeDefaultsOpenedResponder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, inventorytest.SQLite(t), func(o *acme.Options) {
 		serveDefaults(t)(o)
-		o.Validation.AllowNetworks = []string{"127.0.0.0/8"} // the responder
+		o.Validation.AllowNetworks = []string{"127.0.0.1/32"} // the responder, and only it
 	})
 	ctx := ctxT(t)
 	c := e.client(ctx)
-	lim := e.opts.Limits.FailedValidationsPerAccountPerNamePerHour
-	if lim <= 0 || lim > 100 {
-		t.Fatalf("serve default failed validations limit = %d, want a small positive limit", lim)
-	}
-	for range lim {
-		challengeProblem(t, e, c, "http-01", "broken.test", func(tok, _ string) { e.tokens.Store(tok, "wrong") })
-	}
-	_, err := e.postOrder(ctx, c, map[string]any{"identifiers": []map[string]string{{"type": "dns", "value": "broken.test"}}})
-	var pe *xacme.Error
-	if !errors.As(err, &pe) || pe.StatusCode != http.StatusTooManyRequests || !strings.HasSuffix(pe.ProblemType, ":rateLimited") {
-		t.Fatalf("order after %d failed validations = %v, want 429 rateLimited", lim, err)
-	}
-	if ra, err := strconv.Atoi(pe.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 3600 {
-		t.Fatalf("Retry-After = %q, want 1..3600 seconds", pe.Header.Get("Retry-After"))
-	}
+	t.Run("redirect into cloud metadata", func(t *testing.T) {
+		pe := challengeProblem(t, e, c, "http-01", "hop.test", func(tok, _ string) {
+			e.tokens.Store(tok, "redirect:http://169.254.169.254/latest/meta-data/")
+		})
+		if !strings.HasSuffix(pe.ProblemType, ":rejectedIdentifier") || !strings.Contains(pe.Detail, "network the CA may not connect to") {
+			t.Fatalf("redirect to cloud metadata = %s %q, want rejectedIdentifier", pe.ProblemType, pe.Detail)
+		}
+		noAddress(t, pe.Detail, "169.254.169.254", "meta-data")
+	})
+	t.Run("failed validations limit", func(t *testing.T) {
+		lim := e.opts.Limits.FailedValidationsPerAccountPerNamePerHour
+		if lim <= 0 || lim > 100 {
+			t.Fatalf("serve default failed validations limit = %d, want a small positive limit", lim)
+		}
+		for range lim {
+			challengeProblem(t, e, c, "http-01", "broken.test", func(tok, _ string) { e.tokens.Store(tok, "wrong") })
+		}
+		_, err := e.postOrder(ctx, c, map[string]any{"identifiers": []map[string]string{{"type": "dns", "value": "broken.test"}}})
+		var pe *xacme.Error
+		if !errors.As(err, &pe) || pe.StatusCode != http.StatusTooManyRequests || !strings.HasSuffix(pe.ProblemType, ":rateLimited") {
+			t.Fatalf("order after %d failed validations = %v, want 429 rateLimited", lim, err)
+		}
+		if ra, err := strconv.Atoi(pe.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 3600 {
+			t.Fatalf("Retry-After = %q, want 1..3600 seconds", pe.Header.Get("Retry-After"))
+		}
+	})
 }
