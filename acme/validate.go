@@ -21,8 +21,8 @@ import (
 // refused even when its DNS changes between lookups. By default only
 // public addresses are reached: loopback, link-local (cloud metadata),
 // RFC 1918, CGNAT, unique-local, multicast and the other networks of
-// NonPublicNetworks are refused unless AllowNetworks lists them (see
-// networkPolicy.allows for the exact rules). `mica dev` allows them all.
+// NonPublicNetworks are refused unless AllowNetworks lists them (the
+// exact rules: docs/acme.md, "Network policy"). `mica dev` allows them all.
 type ValidationOptions struct {
 	HTTP01Port    int           `yaml:"http01_port,omitempty"`    // 0: 80
 	TLSALPN01Port int           `yaml:"tlsalpn01_port,omitempty"` // 0: 443
