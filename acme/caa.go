@@ -2,7 +2,9 @@ package acme
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -32,6 +34,7 @@ var caaTags = map[string]bool{"issue": true, "issuewild": true, "iodef": true, "
 type caaChecker struct {
 	server string // HOST:PORT
 	client *dns.Client
+	log    *slog.Logger // raw lookup errors; nil: not logged
 }
 
 func newCAAChecker(resolver string) (*caaChecker, error) {
@@ -63,7 +66,7 @@ func (c *caaChecker) lookup(ctx context.Context, name string) ([]*dns.CAA, error
 	switch r.Rcode {
 	case dns.RcodeSuccess, dns.RcodeNameError:
 	default:
-		return nil, fmt.Errorf("CAA query for %s answered %s", name, dns.RcodeToString[r.Rcode])
+		return nil, &caaRcodeError{name: name, rcode: dns.RcodeToString[r.Rcode]}
 	}
 	var out []*dns.CAA
 	for _, rr := range r.Answer {
@@ -73,6 +76,12 @@ func (c *caaChecker) lookup(ctx context.Context, name string) ([]*dns.CAA, error
 	}
 	return out, nil
 }
+
+// caaRcodeError is a CAA query answered with an error code other than
+// NXDOMAIN.
+type caaRcodeError struct{ name, rcode string }
+
+func (e *caaRcodeError) Error() string { return "CAA query for " + e.name + " answered " + e.rcode }
 
 // relevant climbs from name towards the root and returns the first
 // non-empty CAA record set (RFC 8659 section 3), nil when there is none.
@@ -110,7 +119,21 @@ func (c *caaChecker) check(ctx context.Context, identities []string, req caaRequ
 	defer cancel()
 	set, err := c.relevant(ctx, req.name)
 	if err != nil {
-		p := problem(probDNS, http.StatusBadRequest, "CAA lookup for %s failed: %v", req.name, err)
+		// A network error names the resolver's address: the requester
+		// learns only the DNS answer code or that the lookup timed out.
+		if c.log != nil {
+			c.log.Info("acme: CAA lookup failed", "name", req.name, "err", err)
+		}
+		what := "failed"
+		var rc *caaRcodeError
+		var ne net.Error
+		switch {
+		case errors.As(err, &rc):
+			what = "answered " + rc.rcode
+		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+			what = "timed out"
+		}
+		p := problem(probDNS, http.StatusBadRequest, "CAA lookup for %s %s", req.name, what)
 		p.Identifier = ident
 		return p
 	}

@@ -125,6 +125,10 @@ func TestCAA(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			// Its own deadline: parallel subtests start only when the
+			// package's other parallel tests leave room, so the parent's
+			// would run out while they wait under -race.
+			ctx := ctxT(t)
 			domain := fmt.Sprintf("caa%d.test", i)
 			for _, r := range tc.recs {
 				e.dns.SetCAA(r.at+domain, r.flag, r.tag, r.value)

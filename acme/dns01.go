@@ -18,11 +18,20 @@ func (v *validator) dns01(ctx context.Context, j job) *Problem {
 	name := "_acme-challenge." + j.authz.Identifier.Value + "."
 	txts, err := v.resolver.LookupTXT(ctx, name)
 	if err != nil {
+		// The raw error names the resolver's address: log it, tell the
+		// requester only what happened to the lookup.
+		v.s.log.Info("acme: dns-01 lookup failed", "name", name, "account", j.account, "err", err)
 		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
-			return problem(probUnauthorized, http.StatusForbidden, "dns-01: no TXT record at %s", name)
+		switch {
+		case errors.As(err, &de) && de.IsNotFound:
+			return problem(probUnauthorized, http.StatusForbidden, "dns-01: no TXT record found at %s", name)
+		case errors.As(err, &de) && de.IsTimeout, errors.Is(err, context.DeadlineExceeded):
+			return problem(probDNS, http.StatusBadRequest, "dns-01: looking up TXT %s: timeout", name)
 		}
 		return problem(probDNS, http.StatusBadRequest, "dns-01: looking up TXT %s failed", name)
+	}
+	if len(txts) == 0 {
+		return problem(probUnauthorized, http.StatusForbidden, "dns-01: no TXT record found at %s", name)
 	}
 	for _, t := range txts {
 		if t == want {

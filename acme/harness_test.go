@@ -109,7 +109,10 @@ func newEnv(t testing.TB, st *inventory.Store, edit func(*acme.Options)) *testEn
 	}
 	opts := acme.Options{CA: e.ca, Store: st, EABSealer: sealer,
 		Validation: acme.ValidationOptions{HTTP01Port: port(t, h01.Listener.Addr()), TLSALPN01Port: port(t, alpnLn.Addr()),
-			DNSResolver: e.dns.Addr, Timeout: 10 * time.Second},
+			DNSResolver: e.dns.Addr, Timeout: 10 * time.Second,
+			// The responders are on loopback, which validation refuses
+			// by default (TestServeDefaults*).
+			AllowNetworks: []string{"127.0.0.0/8", "::1/128"}},
 		FinalizeWait: 10 * time.Second}
 	if edit != nil {
 		edit(&opts)
@@ -295,7 +298,7 @@ func newEnvOnCA(t testing.TB, a *testEnv) *testEnv {
 	t.Cleanup(cancel)
 	b := &testEnv{t: t, store: a.store, ca: a.ca, root: a.root, dns: a.dns}
 	var err error
-	if b.acme, err = acme.New(ctx, acme.Options{CA: a.ca, Store: a.store}); err != nil {
+	if b.acme, err = acme.New(ctx, acme.Options{CA: a.ca, Store: a.store, Validation: a.opts.Validation}); err != nil {
 		t.Fatal(err)
 	}
 	r := chi.NewRouter()

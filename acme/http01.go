@@ -35,9 +35,12 @@ func (v *validator) http01(ctx context.Context, j job) *Problem {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) > maxRedirects {
-			return fmt.Errorf("more than %d redirects", maxRedirects)
+			return &redirectError{fmt.Sprintf("more than %d redirects", maxRedirects)}
 		}
-		return v.redirectAllowed(req.URL)
+		if err := v.redirectAllowed(req.URL); err != nil {
+			return &redirectError{err.Error()}
+		}
+		return nil
 	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -46,25 +49,33 @@ func (v *validator) http01(ctx context.Context, j job) *Problem {
 	req.Header.Set("User-Agent", "MICA-ACME-validator")
 	resp, err := client.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) && ue.Err != nil && strings.Contains(ue.Err.Error(), "redirect") {
-			return problem(probConnection, 400, "http-01: %v", ue.Err)
+		var re *redirectError
+		if errors.As(err, &re) {
+			v.s.log.Info("acme: http-01 redirect refused", "identifier", j.authz.Identifier.Value, "err", err)
+			return problem(probConnection, http.StatusBadRequest, "http-01: %s", re.msg)
 		}
-		return connProblem("http-01: fetching "+target, err)
+		return v.connProblem(j, "http-01", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return problem(probUnauthorized, http.StatusForbidden, "http-01: %s answered %d", resp.Request.URL, resp.StatusCode)
+		// The status only: the URL after redirects may name an address.
+		return problem(probUnauthorized, http.StatusForbidden, "http-01: the challenge URL answered HTTP %d", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	if err != nil {
-		return connProblem("http-01: reading the response", err)
+		return v.connProblem(j, "http-01: reading the response", err)
 	}
 	if got := strings.TrimRight(string(body), " \t\r\n"); got != j.keyAuth {
-		return problem(probIncorrectResponse, http.StatusForbidden, "http-01: the key authorization at %s does not match", resp.Request.URL)
+		return problem(probIncorrectResponse, http.StatusForbidden, "http-01: the response is not the key authorization")
 	}
 	return nil
 }
+
+// redirectError is a redirect the validator refused to follow; its
+// message names only the rule broken, never an address.
+type redirectError struct{ msg string }
+
+func (e *redirectError) Error() string { return e.msg }
 
 // redirectAllowed checks a redirect target against RFC 8555 section 10.2's
 // advice: only http and https, only the challenge ports, no credentials.

@@ -39,7 +39,7 @@ func (v *validator) tlsALPN01(ctx context.Context, j job) *Problem {
 	}}
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(id.Value, strconv.Itoa(v.opts.TLSALPN01Port)))
 	if err != nil {
-		return connProblem("tls-alpn-01", err)
+		return v.connProblem(j, "tls-alpn-01", err)
 	}
 	defer conn.Close()
 	cs := conn.(*tls.Conn).ConnectionState()

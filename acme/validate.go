@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -19,12 +18,11 @@ import (
 //
 // The network policy applies to the address actually dialed (after DNS,
 // on every redirect), so a name that resolves into a denied network is
-// refused even when its DNS changes between lookups. The default denies
-// nothing, which suits `mica dev` on loopback; in production deny what the
-// CA host can reach but no requester should make it fetch from — for
-// example 127.0.0.0/8, ::1/128, 169.254.0.0/16 (cloud metadata), fe80::/10
-// and the management networks — or allow only the networks your services
-// live in.
+// refused even when its DNS changes between lookups. By default only
+// public addresses are reached: loopback, link-local (cloud metadata),
+// RFC 1918, CGNAT, unique-local, multicast and the other networks of
+// NonPublicNetworks are refused unless AllowNetworks lists them (the
+// exact rules: docs/acme.md, "Network policy"). `mica dev` allows them all.
 type ValidationOptions struct {
 	HTTP01Port    int           `yaml:"http01_port,omitempty"`    // 0: 80
 	TLSALPN01Port int           `yaml:"tlsalpn01_port,omitempty"` // 0: 443
@@ -32,8 +30,11 @@ type ValidationOptions struct {
 	Workers       int           `yaml:"workers,omitempty"`        // 0: 16
 	Queue         int           `yaml:"queue,omitempty"`          // 0: 1024 pending validations
 	Timeout       time.Duration `yaml:"timeout,omitempty"`        // per validation; 0: 30s
-	AllowNetworks []string      `yaml:"allow_networks,omitempty"` // CIDRs; empty: any
-	DenyNetworks  []string      `yaml:"deny_networks,omitempty"`  // CIDRs, checked first
+	// AllowNetworks are CIDRs: when set, only addresses in them; a
+	// non-public network (NonPublicNetworks) is reached only when listed
+	// here itself or in part. Empty: any public address.
+	AllowNetworks []string `yaml:"allow_networks,omitempty"`
+	DenyNetworks  []string `yaml:"deny_networks,omitempty"` // CIDRs refused whatever else says; checked first
 }
 
 // job is one queued validation.
@@ -51,8 +52,7 @@ type validator struct {
 	s        *Server
 	opts     ValidationOptions
 	jobs     chan job
-	allow    []netip.Prefix
-	deny     []netip.Prefix
+	policy   networkPolicy
 	resolver *net.Resolver
 	caa      *caaChecker // nil until a profile asks for CAA
 	wg       sync.WaitGroup
@@ -74,19 +74,11 @@ func newValidator(ctx context.Context, s *Server, o ValidationOptions) (*validat
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
-	v := &validator{s: s, opts: o, jobs: make(chan job, o.Queue), resolver: net.DefaultResolver}
-	for _, list := range []struct {
-		in  []string
-		out *[]netip.Prefix
-	}{{o.AllowNetworks, &v.allow}, {o.DenyNetworks, &v.deny}} {
-		for _, c := range list.in {
-			p, err := netip.ParsePrefix(c)
-			if err != nil {
-				return nil, fmt.Errorf("acme: network %q is not a CIDR prefix", c)
-			}
-			*list.out = append(*list.out, p.Masked())
-		}
+	policy, err := newNetworkPolicy(o.AllowNetworks, o.DenyNetworks)
+	if err != nil {
+		return nil, err
 	}
+	v := &validator{s: s, opts: o, jobs: make(chan job, o.Queue), resolver: net.DefaultResolver, policy: policy}
 	if o.DNSResolver != "" {
 		if _, _, err := net.SplitHostPort(o.DNSResolver); err != nil {
 			return nil, fmt.Errorf("acme: DNS resolver %q is not HOST:PORT", o.DNSResolver)
@@ -102,6 +94,7 @@ func newValidator(ctx context.Context, s *Server, o ValidationOptions) (*validat
 			if v.caa, err = newCAAChecker(o.DNSResolver); err != nil {
 				return nil, err
 			}
+			v.caa.log = s.log
 			break
 		}
 	}
@@ -194,51 +187,22 @@ func (v *validator) run(ctx context.Context, j job) {
 	v.s.audit(wctx, ev, details)
 }
 
-// allowed applies the network policy to one address.
-func (v *validator) allowed(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range v.deny {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	if len(v.allow) == 0 {
-		return true
-	}
-	for _, p := range v.allow {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 var errDeniedNetwork = errors.New("the address is in a network the CA may not connect to")
 
 // dialer resolves through the configured resolver and refuses denied
-// addresses at connect time.
+// addresses at connect time, so every address tried (each A/AAAA record,
+// each redirect) passes the policy, not only the first lookup's.
 func (v *validator) dialer() *net.Dialer {
 	return &net.Dialer{
 		Timeout:  10 * time.Second,
 		Resolver: v.resolver,
 		Control: func(_, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
-			if err != nil || !v.allowed(ap.Addr()) {
+			if err != nil || !v.policy.allows(ap.Addr()) {
+				v.s.log.Info("acme: validation refused an address by the network policy (acme.validation.allow_networks)", "address", address)
 				return errDeniedNetwork
 			}
 			return nil
 		},
 	}
-}
-
-// connProblem turns a connection failure into a problem document.
-func connProblem(what string, err error) *Problem {
-	if errors.Is(err, errDeniedNetwork) {
-		return problem(probRejectedIdentifier, http.StatusBadRequest, "%s: %v", what, errDeniedNetwork)
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return problem(probDNS, http.StatusBadRequest, "%s: DNS lookup of %s failed", what, dnsErr.Name)
-	}
-	return problem(probConnection, http.StatusBadRequest, "%s: %v", what, err)
 }

@@ -339,6 +339,16 @@ func (c *Config) Effective() *Config {
 		e.Profiles[k] = v
 	}
 	e.profilesDefaulted = false
+	e.ACME.Limits = c.ACME.defaultedLimits()
+	if len(e.EST.Labels) > 0 {
+		// Shown with the defaults filled in; a negative ("off") stays.
+		if e.EST.RateLimit == 0 {
+			e.EST.RateLimit = DefaultESTRateLimit
+		}
+		if e.EST.CredentialRateLimit == 0 {
+			e.EST.CredentialRateLimit = DefaultESTCredentialRateLimit
+		}
+	}
 	return &e
 }
 

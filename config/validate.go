@@ -154,6 +154,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Revocation.validate()...)
 	errs = append(errs, c.validateEST()...)
+	errs = append(errs, c.validateACME()...)
 	errs = append(errs, c.Discovery.validate()...)
 	errs = append(errs, c.Alerts.validate()...)
 	if err := c.KeyPolicy.CheckRetention(); err != nil {

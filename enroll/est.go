@@ -37,6 +37,12 @@ type Config struct {
 	// per RateWindow; 0 turns the limit off.
 	RateLimit  int           `yaml:"rate_limit,omitempty"`
 	RateWindow time.Duration `yaml:"rate_window,omitempty"`
+	// CredentialRateLimit is how many enrollment requests one credential
+	// (client certificate, IDevID, token) may make under one label per
+	// CredentialRateWindow (0: one hour), from any address; 0 turns the
+	// limit off.
+	CredentialRateLimit  int           `yaml:"credential_rate_limit,omitempty"`
+	CredentialRateWindow time.Duration `yaml:"credential_rate_window,omitempty"`
 }
 
 // Label is one EST label: a profile plus who may enroll under it.

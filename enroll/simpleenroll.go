@@ -40,6 +40,9 @@ func badBody(err error) error {
 // issue asks the CA for a certificate. Refusals from ca.Issue are already
 // audited there, so the returned error is marked as such.
 func (s *Server) issue(r *http.Request, l *label, p *principal, csr []byte, predecessor string) (*ca.Issued, error) {
+	if err := s.allowCredential(r.Context(), l, p.requester); err != nil {
+		return nil, err
+	}
 	return s.issueCtx(r.Context(), l, p.requester, p.identifiers, s.sourceAddr(r), csr, predecessor)
 }
 

@@ -1,7 +1,8 @@
 // Package acmetest gives ACME tests a tiny authoritative DNS server on
 // loopback: every name has A 127.0.0.1 (so http-01 and tls-alpn-01 reach
 // the test's responders), and TXT records are set by the test or by client
-// hooks over a small HTTP API shaped like pebble-challtestsrv's. CAA
+// hooks over a small HTTP API shaped like pebble-challtestsrv's. A test
+// may point a name elsewhere (SetAddr). CAA
 // records (none by default) and lookup failures are set by the test.
 //
 //	curl -d '{"host":"_acme-challenge.a.test.","value":"V"}' $API/set-txt
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -27,13 +29,14 @@ type DNS struct {
 	mu   sync.Mutex
 	txt  map[string][]string
 	caa  map[string][]*dns.CAA
-	fail map[string]bool // names answered SERVFAIL for CAA
+	fail map[string]bool         // names answered SERVFAIL for CAA
+	addr map[string][]netip.Addr // A/AAAA instead of A 127.0.0.1
 }
 
 // NewDNS starts a server stopped by t.Cleanup.
 func NewDNS(t testing.TB) *DNS {
 	t.Helper()
-	d := &DNS{txt: map[string][]string{}, caa: map[string][]*dns.CAA{}, fail: map[string]bool{}}
+	d := &DNS{txt: map[string][]string{}, caa: map[string][]*dns.CAA{}, fail: map[string]bool{}, addr: map[string][]netip.Addr{}}
 	var pc net.PacketConn
 	var ln net.Listener
 	for range 20 {
@@ -73,6 +76,14 @@ func (d *DNS) SetTXT(name, value string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.txt[fqdn(name)] = append(d.txt[fqdn(name)], value)
+}
+
+// SetAddr makes name resolve to addrs (A records for the IPv4 ones, AAAA
+// for the IPv6 ones) instead of A 127.0.0.1.
+func (d *DNS) SetAddr(name string, addrs ...netip.Addr) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.addr[fqdn(name)] = addrs
 }
 
 // ClearTXT removes every TXT value at name.
@@ -127,9 +138,23 @@ func (d *DNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	for _, q := range req.Question {
 		hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 0}
 		switch q.Qtype {
-		case dns.TypeA:
-			hdr.Rrtype = dns.TypeA
-			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IPv4(127, 0, 0, 1)})
+		case dns.TypeA, dns.TypeAAAA:
+			d.mu.Lock()
+			addrs, set := d.addr[fqdn(q.Name)]
+			d.mu.Unlock()
+			if !set {
+				addrs = []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1})}
+			}
+			for _, a := range addrs {
+				switch {
+				case q.Qtype == dns.TypeA && a.Is4():
+					hdr.Rrtype = dns.TypeA
+					m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IP(a.AsSlice())})
+				case q.Qtype == dns.TypeAAAA && !a.Is4():
+					hdr.Rrtype = dns.TypeAAAA
+					m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.IP(a.AsSlice())})
+				}
+			}
 		case dns.TypeSOA:
 			// Every name is its own zone, so clients that look for the
 			// zone apex (lego) find one.

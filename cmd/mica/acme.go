@@ -72,13 +72,18 @@ func acmeFrontEnd(ctx context.Context, g *engine) (*acme.Server, error) {
 	} else if n > 0 {
 		g.log.Info("re-wrapped EAB keys under the HSM-derived key", "rewrapped", n)
 	}
+	if len(cfg.ACME.Validation.AllowNetworks) == 0 {
+		// A private CA's clients usually live in 10/8 and friends: say
+		// once why their validations will be refused, and what to set.
+		g.log.Info("acme: validation reaches public addresses only; list internal networks in acme.validation.allow_networks")
+	}
 	s, err := acme.New(ctx, acme.Options{
 		CA:         g.ca,
 		Store:      g.store,
 		Profiles:   cfg.ACME.Profiles,
 		BaseURL:    cfg.ACME.BaseURL,
 		Validation: cfg.ACME.Validation,
-		Limits:     cfg.ACME.Limits,
+		Limits:     cfg.ACME.EffectiveLimits(),
 		EABSealer:  g.eabSealer,
 		Logger:     g.log,
 		Denials:    g.denials,

@@ -52,6 +52,9 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	if len(cfg.EST.Labels) == 0 {
 		cfg.EST = config.DevEST() // EST "default" label at /.well-known/est/
 	}
+	if len(cfg.ACME.Validation.AllowNetworks) == 0 {
+		cfg.ACME.Validation.AllowNetworks = config.DevAllowNetworks() // loopback clients, containers, VMs
+	}
 	if strings.HasPrefix(cfg.Keys.Backend, "softkms:") {
 		warnSoftware(e)
 	}

@@ -24,7 +24,7 @@ func estFrontEnd(ctx context.Context, g *engine, reg prometheus.Registerer) (*en
 		return nil, nil
 	}
 	s, err := enroll.New(ctx, enroll.Options{
-		CA: g.ca, Store: g.store, Keys: g.keys, Config: g.cfg.EST,
+		CA: g.ca, Store: g.store, Keys: g.keys, Config: config.EffectiveEST(g.cfg.EST),
 		Profiles: g.ca.ProfileNames(), Logger: g.log, Registry: reg, Denials: g.denials,
 	})
 	if err != nil {

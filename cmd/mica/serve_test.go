@@ -136,10 +136,11 @@ type servedReplica struct {
 }
 
 // startReplica runs `mica serve` on loopback ports over dir (whose
-// mica.yaml asks for JSON logs) and waits for its "serving" log line.
-func startReplica(t *testing.T, dir string) *servedReplica {
+// mica.yaml asks for JSON logs), with extra flags, and waits for its
+// "serving" log line.
+func startReplica(t *testing.T, dir string, extra ...string) *servedReplica {
 	t.Helper()
-	cmd := exec.Command(micaBin, "serve", "--data", dir, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+	cmd := exec.Command(micaBin, append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, extra...)...)
 	cmd.Env = baseEnv()
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
