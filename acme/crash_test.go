@@ -114,8 +114,17 @@ func TestNonceDuringOutage(t *testing.T) {
 	st := inventorytest.SQLite(t)
 	e := newEnv(t, st, nil)
 	url := e.srv.URL + "/acme/default/new-nonce"
+	nonce := e.nonce(t)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// A signed request (new-account) fails on its nonce's lookup.
+	resp, body := e.send(t, rawReq{url: e.srv.URL + "/acme/default/new-account", nonce: nonce, key: newKey(t),
+		payload: map[string]any{"termsOfServiceAgreed": true}})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), "urn:ietf:params:acme:error:serverInternal") {
+		t.Errorf("new-account during the outage = %d, Retry-After %q, %s; want 503 problem with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 	for _, m := range []string{http.MethodHead, http.MethodGet} {
 		req, _ := http.NewRequest(m, url, nil)
