@@ -133,7 +133,7 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 	if err := cert.CheckSignatureFrom(a.issuerCert); err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(ErrInternal, err, "the HSM signature does not verify"))
 	}
-	c.crashPoint(crashAfterSign)
+	c.crashPoint(crashAfterSign, req.Protocol)
 
 	// Step 5: commit. The certificate becomes "issued" in the same
 	// transaction as its audit event, and only after that commit does
@@ -152,7 +152,7 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 	if err := c.store.CompleteCertificate(ctx, a.issuer.ID, serial, der, fingerprint, ev); err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(storeErrKind(err), err, "committing the issued certificate failed; it was not issued"))
 	}
-	c.crashPoint(crashAfterCommit)
+	c.crashPoint(crashAfterCommit, req.Protocol)
 
 	rec.State = inventory.StateIssued
 	rec.DER = der
