@@ -197,23 +197,38 @@ func (s *Store) recoverOrders(ctx context.Context, o RecoverOptions, r *Recovere
 	return nil
 }
 
+// tokenLookback bounds which consumed tokens a pass examines: those
+// consumed in the last day. Each examined token costs an index lookup and
+// a range scan of the certificates made since its consumption, so tokens
+// spent long ago are not re-examined every tick; a token burnt by a crash
+// is handed back by the first pass after the crash, which is within the
+// day unless every replica stayed down that long.
+const tokenLookback = 24 * time.Hour
+
 func (s *Store) recoverTokens(ctx context.Context, o RecoverOptions, r *Recovered) error {
 	cutoff := s.timeArg(o.Now.Add(-o.TokenStaleAfter))
-	var ids []string
-	if err := s.db.SelectContext(ctx, &ids, s.q(fmt.Sprintf(`SELECT id FROM est_tokens
-		WHERE used_at IS NOT NULL AND used_at < ? AND expires_at > ? ORDER BY id LIMIT %d`, recoverBatch)),
-		cutoff, s.timeArg(o.Now)); err != nil {
+	var toks []struct {
+		ID     string `db:"id"`
+		UsedAt dbTime `db:"used_at"`
+	}
+	if err := s.db.SelectContext(ctx, &toks, s.q(fmt.Sprintf(`SELECT id, used_at FROM est_tokens
+		WHERE used_at IS NOT NULL AND used_at < ? AND used_at >= ? AND expires_at > ? ORDER BY id LIMIT %d`, recoverBatch)),
+		cutoff, s.timeArg(o.Now.Add(-tokenLookback)), s.timeArg(o.Now)); err != nil {
 		return fmt.Errorf("inventory: find consumed EST tokens: %w", err)
 	}
-	for _, id := range ids {
+	for _, tok := range toks {
+		id := tok.ID
 		// What the token paid for carries "est-token:{id}" as its
-		// requester, alone or after a manufacturer certificate's name.
+		// requester, alone (an index lookup) or after a manufacturer
+		// certificate's name (among the certificates made since the
+		// token was consumed: a range of the created_at index).
 		req, suffix := "est-token:"+id, "%+est-token:"+escapeLike(id)
 		var n int
 		if err := s.db.GetContext(ctx, &n, s.q(`SELECT
-			(SELECT COUNT(*) FROM certificates WHERE state <> ? AND (requester = ? OR requester LIKE ? ESCAPE '\'))
+			(SELECT COUNT(*) FROM certificates WHERE requester = ? AND state <> ?)
+			+ (SELECT COUNT(*) FROM certificates WHERE created_at >= ? AND requester LIKE ? ESCAPE '\' AND state <> ?)
 			+ (SELECT COUNT(*) FROM est_pending WHERE requester = ? OR requester LIKE ? ESCAPE '\')`),
-			string(StateFailed), req, suffix, req, suffix); err != nil {
+			req, string(StateFailed), s.timeArg(tok.UsedAt.Time.Add(-time.Second)), suffix, string(StateFailed), req, suffix); err != nil {
 			return fmt.Errorf("inventory: what EST token %s paid for: %w", id, err)
 		}
 		if n > 0 {

@@ -46,7 +46,7 @@ func TestRecoverDebris(t *testing.T) {
 			// EST tokens consumed: by a crashed enrollment; by one that
 			// issued; by one held for approval.
 			now := time.Now()
-			for _, id := range []string{"est-crashed", "est-issued", "est-held"} {
+			for _, id := range []string{"est-crashed", "est-issued", "est-held", "est-idevid"} {
 				tok := &inventory.ESTToken{ID: id, Label: "default", SecretSHA256: "aa", ExpiresAt: now.Add(24 * time.Hour)}
 				if err := st.CreateESTToken(ctx, tok, inventory.Event{Actor: "test"}); err != nil {
 					t.Fatal(err)
@@ -57,6 +57,9 @@ func TestRecoverDebris(t *testing.T) {
 			}
 			c := newCert(t, "ica")
 			c.Requester, c.Protocol = "est-token:est-issued", "est"
+			inventorytest.Issue(t, st, c)
+			c = newCert(t, "ica")
+			c.Requester, c.Protocol = "idevid:CN=dev 1+est-token:est-idevid", "est"
 			inventorytest.Issue(t, st, c)
 			if err := st.PutESTPending(ctx, &inventory.ESTPending{ID: "p1", Label: "default", CSRSHA256: "cc", CSR: []byte{1},
 				Requester: "est-token:est-held", Status: "pending"}, inventory.Event{Actor: "test"}); err != nil {
@@ -107,7 +110,7 @@ func TestRecoverDebris(t *testing.T) {
 			if _, err := st.UseESTToken(ctx, "est-crashed", "default", "aa", "192.0.2.9", opts.Now); err != nil {
 				t.Errorf("released token: %v", err)
 			}
-			for _, id := range []string{"est-issued", "est-held"} {
+			for _, id := range []string{"est-issued", "est-held", "est-idevid"} {
 				if _, err := st.UseESTToken(ctx, id, "default", "aa", "192.0.2.9", opts.Now); err == nil {
 					t.Errorf("token %s was handed back though it paid for something", id)
 				}
