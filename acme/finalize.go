@@ -18,7 +18,10 @@ import (
 )
 
 // issueTimeout bounds one issuance started by finalize; it keeps running
-// after the client has been told "processing".
+// after the client has been told "processing". The CA's own deadline
+// (ca.MaxIssueDuration, 20 s) is shorter and is the one the crash
+// recovery's age threshold is built on; this one also covers recording
+// the outcome.
 const issueTimeout = 5 * time.Minute
 
 // finalize submits the CSR of a ready order (RFC 8555 section 7.4). The
