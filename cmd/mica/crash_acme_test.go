@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -150,7 +149,7 @@ func TestKilledFinalizeIsRecovered(t *testing.T) {
 	if !ok || want.Cmp(leaf.SerialNumber) != 0 {
 		t.Fatalf("the order's certificate has serial %x, the committed one %s", leaf.SerialNumber, committed[0].Serial)
 	}
-	if !bytes.Equal(leaf.PublicKey.(*ecdsa.PublicKey).X.Bytes(), ck.PublicKey.X.Bytes()) {
+	if !ck.PublicKey.Equal(leaf.PublicKey) {
 		t.Fatal("the order's certificate is not for the CSR's key")
 	}
 }
