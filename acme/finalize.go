@@ -18,7 +18,10 @@ import (
 )
 
 // issueTimeout bounds one issuance started by finalize; it keeps running
-// after the client has been told "processing".
+// after the client has been told "processing". The CA's own deadline
+// (ca.MaxIssueDuration, 20 s) is shorter and is the one the crash
+// recovery's age threshold is built on; this one also covers recording
+// the outcome.
 const issueTimeout = 5 * time.Minute
 
 // finalize submits the CSR of a ready order (RFC 8555 section 7.4). The
@@ -75,6 +78,14 @@ func (s *Server) finalize(w http.ResponseWriter, req *request) error {
 	if creq.Predecessor, err = s.predecessor(req, o); err != nil {
 		return refuse(err)
 	}
+	// The order names its certificate as soon as the serial is reserved,
+	// still processing: after a crash the recovery pass finds the
+	// certificate and links it (valid) or, if it was never committed,
+	// closes the order (invalid). See inventory.Store.Recover.
+	creq.Reserved = func(ctx context.Context, issuerID, serial string) error {
+		return s.store.UpdateACMEOrder(ctx, o.ID, []string{statusProcessing},
+			inventory.ACMEOrderUpdate{Status: statusProcessing, CertIssuerID: issuerID, CertSerial: serial})
+	}
 	if err := s.store.UpdateACMEOrder(req.Context(), o.ID, []string{statusReady}, inventory.ACMEOrderUpdate{Status: statusProcessing}); err != nil {
 		if errors.Is(err, inventory.ErrConflict) {
 			return refuse(problem(probOrderNotReady, http.StatusForbidden, "the order is being finalized by another request"))
@@ -120,7 +131,15 @@ func (s *Server) issue(ctx context.Context, orderID string, creq ca.Request, ev 
 	} else {
 		u.CertIssuerID, u.CertSerial = issued.Record.IssuerID, issued.Record.Serial
 	}
-	if err := s.store.UpdateACMEOrder(ctx, orderID, []string{statusProcessing}, u); err != nil {
+	err = s.store.UpdateACMEOrder(ctx, orderID, []string{statusProcessing}, u)
+	if errors.Is(err, inventory.ErrConflict) && p == nil {
+		// A poll (refreshOrder) or the recovery pass linked the
+		// certificate first: the outcome is already recorded.
+		if o, rerr := s.store.ACMEOrder(ctx, orderID); rerr == nil && o.Status == statusValid && o.CertSerial == u.CertSerial {
+			err = nil
+		}
+	}
+	if err != nil {
 		s.log.Error("acme: recording the finalize outcome", "order", orderID, "err", err)
 		if p == nil {
 			p = internal(err)

@@ -420,6 +420,21 @@ func (s *Server) refreshOrder(ctx context.Context, o *inventory.ACMEOrder) ([]in
 			if now.After(o.Expires) {
 				next = statusInvalid
 			}
+		case statusProcessing:
+			// A certificate committed by a finalize that died before
+			// recording the outcome is linked here, so the polling client
+			// gets it at once; everything else about a stuck processing
+			// order (expiry included) is the recovery pass's, which knows
+			// when no live request can still finish it.
+			if o.CertSerial != "" {
+				c, err := s.store.Certificate(ctx, o.CertIssuerID, o.CertSerial)
+				if err != nil && !errors.Is(err, inventory.ErrNotFound) {
+					return nil, internal(err)
+				}
+				if err == nil && len(c.DER) > 0 {
+					next = statusValid
+				}
+			}
 		}
 		if next == o.Status {
 			return zs, nil

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/mica-pki/mica/ca"
+	"github.com/mica-pki/mica/inventory"
 )
 
 // ACME error types (RFC 8555 section 6.7, RFC 9773, draft-aaron-acme-profiles).
@@ -82,7 +83,16 @@ func unauthorized(format string, args ...any) *Problem {
 	return problem(probUnauthorized, http.StatusForbidden, format, args...)
 }
 
+// internal is a failure the client cannot fix. When the cause is the
+// database being unreachable it is 503 with Retry-After, as finalize
+// answers a CA that cannot reach its store: the request will succeed
+// after the outage, and clients back off instead of giving up.
 func internal(cause error) *Problem {
+	if inventory.IsUnavailable(cause) {
+		p := problem(probServerInternal, http.StatusServiceUnavailable, "the CA is temporarily unavailable")
+		p.retryAfter, p.cause = 30, cause
+		return p
+	}
 	p := problem(probServerInternal, http.StatusInternalServerError, "internal error")
 	p.cause = cause
 	return p

@@ -34,6 +34,13 @@ type Request struct {
 	Protocol    string   // cli, acme, est, api, server
 	Source      string   // remote address or host
 	Predecessor string   // serial of the certificate this one renews, if any; "issuerID/serial" when another issuer signed it
+	// Reserved, when set, is called once the serial is reserved (the
+	// certificate row is "requested") and before the HSM signs. A front
+	// end records the reservation on its own unit of work here (the ACME
+	// order names its certificate), so that after a crash the recovery
+	// pass can find the certificate the request was waiting for. An error
+	// abandons the reservation: nothing is signed.
+	Reserved func(ctx context.Context, issuerID, serial string) error
 }
 
 // Issued is a certificate that is committed to the store.

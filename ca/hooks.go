@@ -16,6 +16,9 @@ const (
 	// crash points. It exists for crash tests that run
 	// `MICA_TEST_CRASH_AT=after-sign mica cert issue …` and then inspect the
 	// store; it is read once, in New. Never set it in production.
+	// "POINT:PROTOCOL" (after-commit:acme) kills only in an issuance for
+	// that protocol, so a server can start (it issues its own TLS
+	// certificate) and die in the middle of, say, an ACME finalize.
 	crashEnv = "MICA_TEST_CRASH_AT"
 )
 
@@ -41,8 +44,8 @@ func (r *revoker) batchTimer(d time.Duration) <-chan time.Time {
 }
 
 // crashPoint runs the test hook for point and, if MICA_TEST_CRASH_AT names
-// point, kills the process.
-func (c *CA) crashPoint(point string) {
+// point (alone or with protocol), kills the process.
+func (c *CA) crashPoint(point, protocol string) {
 	hook := c.hooks.afterSign
 	if point == crashAfterCommit {
 		hook = c.hooks.afterCommit
@@ -50,7 +53,7 @@ func (c *CA) crashPoint(point string) {
 	if hook != nil {
 		hook()
 	}
-	if c.crashAt != point {
+	if c.crashAt != point && c.crashAt != point+":"+protocol {
 		return
 	}
 	c.log.Error("test crash point reached: killing the process", "env", crashEnv, "point", point)

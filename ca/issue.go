@@ -34,7 +34,17 @@ func (c *CA) Issue(ctx context.Context, req Request) (*Issued, error) {
 	return c.issue(ctx, req, pol)
 }
 
+// MaxIssueDuration bounds one issuance from the check to the commit. The
+// deadline is what makes crash recovery safe: a reservation older than
+// this can no longer be completed (CompleteCertificate runs under the
+// expired context and fails), so the recovery pass may mark it failed
+// without racing a live replica. Signing one certificate takes
+// milliseconds, even on a network HSM under load a few seconds.
+const MaxIssueDuration = 20 * time.Second
+
 func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, error) {
+	ctx, cancel := context.WithTimeout(ctx, MaxIssueDuration)
+	defer cancel()
 	now := c.now()
 	// The issuing CA is read once: a rotation that switches issuance while
 	// this request runs does not change who signs it.
@@ -99,6 +109,11 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 		}
 		c.log.Warn("serial collision, drawing another", "issuer", a.issuer.ID, "serial", inventory.FormatSerial(serial), "attempt", attempt)
 	}
+	if req.Reserved != nil {
+		if err := req.Reserved(ctx, a.issuer.ID, serial); err != nil {
+			return nil, c.abandon(ctx, req, rec, Wrap(storeErrKind(err), err, "recording the reservation on the request failed"))
+		}
+	}
 
 	// Step 4: sign, once, with the HSM key. Then prove that what was signed
 	// is what was linted (same tbsCertificate) and that the signature
@@ -118,7 +133,7 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 	if err := cert.CheckSignatureFrom(a.issuerCert); err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(ErrInternal, err, "the HSM signature does not verify"))
 	}
-	c.crashPoint(crashAfterSign)
+	c.crashPoint(crashAfterSign, req.Protocol)
 
 	// Step 5: commit. The certificate becomes "issued" in the same
 	// transaction as its audit event, and only after that commit does
@@ -137,7 +152,7 @@ func (c *CA) issue(ctx context.Context, req Request, pol *policy) (*Issued, erro
 	if err := c.store.CompleteCertificate(ctx, a.issuer.ID, serial, der, fingerprint, ev); err != nil {
 		return nil, c.abandon(ctx, req, rec, Wrap(storeErrKind(err), err, "committing the issued certificate failed; it was not issued"))
 	}
-	c.crashPoint(crashAfterCommit)
+	c.crashPoint(crashAfterCommit, req.Protocol)
 
 	rec.State = inventory.StateIssued
 	rec.DER = der

@@ -275,8 +275,47 @@ func rebind(dir string, m *manifest) (*config.Config, error) {
 	if strings.HasPrefix(m.KeyBackend, "softkms:") {
 		cfg.Keys.Backend = hsm.SoftKMSURI(filepath.Join(dir, backupKeyDir))
 	}
+	if err := reanchorSecrets(cfg, p, dir, m.DataDir); err != nil {
+		return nil, err
+	}
 	if err := cfg.Write(p); err != nil {
 		return nil, err
 	}
 	return config.Load(p)
+}
+
+// reanchorSecrets points relative secret files of the restored
+// configuration (p, loaded as cfg) back at the data directory the backup
+// was taken from. Secrets never travel in a backup, so "secret_file:
+// passphrase" (what `mica dev` writes) would otherwise name a file in the
+// scratch or restore directory that does not exist. A secret file that
+// does exist under dir (the operator put it there) is kept.
+func reanchorSecrets(cfg *config.Config, p, dir, origin string) error {
+	if origin == "" {
+		return nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	orig, err := config.Parse(b, origin)
+	if err != nil {
+		return fmt.Errorf("restored %s: %w", config.FileName, err)
+	}
+	for _, f := range []struct {
+		cur  *string
+		from string
+	}{
+		{&cfg.Keys.SecretFile, orig.Keys.SecretFile},
+		{&cfg.Keys.RootSecretFile, orig.Keys.RootSecretFile},
+	} {
+		if *f.cur == "" || *f.cur == f.from || !strings.HasPrefix(*f.cur, filepath.Clean(dir)+string(filepath.Separator)) {
+			continue // absolute in the configuration: nothing to re-anchor
+		}
+		if _, err := os.Stat(*f.cur); err == nil {
+			continue
+		}
+		*f.cur = f.from
+	}
+	return nil
 }

@@ -160,9 +160,14 @@ func pgDump(ctx context.Context, dsn, out string) (*pgDumpInfo, error) {
 	return info, nil
 }
 
-// pgRestore loads dump into target: the schema must be absent or empty
-// (an empty one is dropped first, since the dump creates it); the
-// extensions the source database had are created first where missing.
+// pgRestore loads dump into target: the schema must be absent or empty.
+// The schema and the extensions the source database had are created
+// first, where missing, and the dump's own CREATE SCHEMA is left out of
+// the restore: a dump of one schema (pg_dump --schema) never carries the
+// extensions, even those installed in that very schema (pg_trgm in
+// "public", the usual case), and the store's GIN indexes need pg_trgm's
+// operator classes before they can be built. "public" exists in every
+// fresh database, so it is kept rather than dropped and recreated.
 func pgRestore(ctx context.Context, target *pgTarget, schema string, extensions []string, dump string) error {
 	db, err := sql.Open("pgx", target.dsn.String())
 	if err != nil {
@@ -176,20 +181,53 @@ func pgRestore(ctx context.Context, target *pgTarget, schema string, extensions 
 	if tables > 0 {
 		return usageErrorf("the target database already has tables in schema %s: restore never overwrites a store", schema)
 	}
-	if _, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+quoteIdent(schema)+` RESTRICT`); err != nil {
+	if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+quoteIdent(schema)); err != nil {
 		return &cliError{code: exitUnavailable, msg: "cannot prepare schema " + schema + " in the target database", err: err}
 	}
 	for _, x := range extensions {
 		name, in, _ := strings.Cut(x, "@")
-		if in == schema {
-			continue // created by the dump with its schema
+		if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+quoteIdent(in)); err != nil {
+			return &cliError{code: exitUnavailable, msg: "cannot prepare schema " + in + " for extension " + name, err: err}
 		}
 		if _, err := db.ExecContext(ctx, `CREATE EXTENSION IF NOT EXISTS `+quoteIdent(name)+` SCHEMA `+quoteIdent(in)); err != nil {
 			return &cliError{code: exitUnavailable, msg: "the target database lacks extension " + name + " and it cannot be created", err: err}
 		}
 	}
+	list, err := pgRestoreList(ctx, target, schema, dump)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(list)
 	return target.run(ctx, "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-		"--dbname="+target.libpq, dump)
+		"--use-list="+list, "--dbname="+target.libpq, dump)
+}
+
+// pgRestoreList writes the dump's table of contents without the entries
+// pgRestore has already taken care of (the schema itself, extensions) and
+// returns the file's path, next to the dump.
+func pgRestoreList(ctx context.Context, target *pgTarget, schema, dump string) (string, error) {
+	cmd := exec.CommandContext(ctx, "pg_restore", "--list", dump)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", &cliError{code: exitUnavailable, msg: "pg_restore cannot read the dump's table of contents", err: err}
+	}
+	var keep []string
+	for _, line := range strings.Split(string(out), "\n") {
+		// "ID; OID OID TYPE NAMESPACE NAME OWNER"; comments start with ";".
+		f := strings.Fields(line)
+		if len(f) >= 6 && !strings.HasPrefix(line, ";") {
+			if (f[3] == "SCHEMA" && f[4] == "-" && strings.Trim(f[5], `"`) == schema) || f[3] == "EXTENSION" ||
+				(f[3] == "COMMENT" && f[5] == "EXTENSION") {
+				continue
+			}
+		}
+		keep = append(keep, line)
+	}
+	p := dump + ".list"
+	if err := os.WriteFile(p, []byte(strings.Join(keep, "\n")), 0o600); err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
 // pgScratch creates a scratch database on the server of admin, restores

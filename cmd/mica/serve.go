@@ -132,6 +132,8 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 	g.ca.SetEarlyMigration(cfg.KeyPolicy.EarlyMigration.D())
 	// Rotation-due alerts, automatic rotation, issuer retirement (keyjobs.go).
 	go newKeyJobs(e, g).run(ctx)
+	// Debris of crashed requests, any replica's (recoverjob.go).
+	go newRecoverJob(g.store, log).run(ctx)
 	// Signed webhook alerts, when alerts.webhooks is set (alertsrun.go).
 	if err := runAlerts(ctx, e, g); err != nil {
 		return err
