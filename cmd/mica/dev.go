@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 	path := c.configPath()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		if err := devInit(ctx, e, c, path); err != nil {
+		if err := devInit(ctx, e, c, path, *httpListen); err != nil {
 			return err
 		}
 	} else if err != nil {
@@ -68,9 +69,11 @@ func runDev(ctx context.Context, e *env, args []string) error {
 // passphrase stored 0600 next to them. Convenient, and plainly not what a
 // production CA should do, hence the warning.
 //
-// --listen and --http-listen apply to each run and are not written to
-// mica.yaml: a random test port must not become the CA's permanent URL.
-func devInit(ctx context.Context, e *env, c *common, path string) error {
+// --listen applies to each run and is not written to mica.yaml. A fixed
+// --http-listen port given at this first run is: the issuing CA's CRL and
+// caIssuers URLs are written into its certificate now, so the CA must keep
+// answering there. A random port (":0") is not kept; the default stays.
+func devInit(ctx context.Context, e *env, c *common, path, httpListen string) error {
 	dataDir, err := filepath.Abs(c.data)
 	if err != nil {
 		return err
@@ -91,6 +94,9 @@ func devInit(ctx context.Context, e *env, c *common, path string) error {
 	cfg := config.Default(dataDir)
 	cfg.Keys.SecretFile = pass
 	cfg.CA.Organization = "MICA development CA"
+	if _, port, err := net.SplitHostPort(httpListen); err == nil && port != "0" && port != "" {
+		cfg.Server.HTTPListen = httpListen
+	}
 	fmt.Fprintf(e.stderr, "mica dev: initialising a development CA in %s\n", dataDir)
 	_, err = initialise(ctx, e, cfg, path, c.logger(nil, false))
 	return err
