@@ -55,29 +55,32 @@ func storeRootCRL(ctx context.Context, st RootCRLStore, rootID string, root *x50
 	if err != nil {
 		return err
 	}
-	return ImportCRL(ctx, st, rootID, root, der)
+	_, err = ImportCRL(ctx, st, rootID, root, der)
+	return err
 }
 
 // ImportCRL records a CRL signed elsewhere (by an offline root during a
 // key ceremony) after checking it is a CRL of issuer, signed by its key,
 // and newer than nothing it would replace (the store keeps the highest
-// number). Errors: ErrConfig for a CRL that is not the issuer's,
-// ErrUnavailable when the store fails.
-func ImportCRL(ctx context.Context, st RootCRLStore, issuerID string, issuer *x509.Certificate, der []byte) error {
+// number): it reports false, storing nothing, for a CRL whose number is
+// not above the stored one. Errors: ErrConfig for a CRL that is not the
+// issuer's, ErrUnavailable when the store fails.
+func ImportCRL(ctx context.Context, st RootCRLStore, issuerID string, issuer *x509.Certificate, der []byte) (bool, error) {
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
-		return Wrap(ErrConfig, err, "the CRL does not parse")
+		return false, Wrap(ErrConfig, err, "the CRL does not parse")
 	}
 	if err := crl.CheckSignatureFrom(issuer); err != nil {
-		return Wrap(ErrConfig, err, fmt.Sprintf("the CRL is not signed by %s", issuer.Subject.CommonName))
+		return false, Wrap(ErrConfig, err, fmt.Sprintf("the CRL is not signed by %s", issuer.Subject.CommonName))
 	}
 	if crl.Number == nil || !crl.Number.IsInt64() || crl.Number.Sign() <= 0 {
-		return Errorf(ErrConfig, "the CRL has no usable CRL number")
+		return false, Errorf(ErrConfig, "the CRL has no usable CRL number")
 	}
 	rec := &inventory.CRL{IssuerID: issuerID, Number: crl.Number.Int64(), ThisUpdate: crl.ThisUpdate.UTC(),
 		NextUpdate: crl.NextUpdate.UTC(), Entries: int64(len(crl.RevokedCertificateEntries)), DER: der}
-	if _, err := st.PutCRL(ctx, rec); err != nil {
-		return Wrap(ErrUnavailable, err, "storing the CRL of "+issuerID+" failed")
+	stored, err := st.PutCRL(ctx, rec)
+	if err != nil {
+		return false, Wrap(ErrUnavailable, err, "storing the CRL of "+issuerID+" failed")
 	}
-	return nil
+	return stored, nil
 }

@@ -50,6 +50,7 @@ var commands = []command{
 	{"ca rotate", "create a new issuing CA key and certificate (--csr-out for an offline root)", runCARotate},
 	{"ca sign-intermediate", "on the offline root's machine: sign a CSR from 'ca rotate --csr-out'", runCASignIntermediate},
 	{"ca import", "import the issuing CA certificate the offline root signed", runCAImport},
+	{"ca import-crl", "store a root CRL the offline root signed ('ca sign-intermediate --crl-out')", runCAImportCRL},
 	{"user create", "create a web UI user with a role (password from a file, env or stdin)", runUserCreate},
 	{"user add", "same as 'user create' (NAME --role R --password-file F, for scripts)", runUserCreate},
 	{"token create", "create an admin API bearer token for a role (shown once, last line)", runTokenCreate},

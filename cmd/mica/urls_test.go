@@ -188,3 +188,54 @@ func runOpenSSL(args ...string) (string, error) {
 	out, err := exec.Command("openssl", args...).CombinedOutput()
 	return string(out), err
 }
+
+// TestOfflineRootCRLCeremony: on the root's machine `ca sign-intermediate
+// --crl-out` (with no CSR) signs a fresh root CRL; `ca import-crl` on the
+// online CA stores it in place of init's; importing it again, or a CRL
+// no issuer signed, is refused and changes nothing.
+func TestOfflineRootCRLCeremony(t *testing.T) {
+	t.Parallel()
+	secret := newSecret(t)
+	sf := writeSecret(t, t.TempDir(), "passphrase", secret)
+	c := &tca{t: t, dir: filepath.Join(t.TempDir(), "data"), secrets: []string{secret}}
+	c.must("init", "--data", c.dir, "--secret-file", sf, "--offline-root", "--root-id", "root", "--issuing-id", "issuing")
+	offline := filepath.Join(c.dir, offlineDir)
+	crlFile := filepath.Join(t.TempDir(), "root.crl")
+	c.must("ca", "sign-intermediate", "--root-backend", "softkms:dir="+offline, "--root-id", "root",
+		"--root-cert", filepath.Join(offline, rootPEM), "--crl-out", crlFile, "--crl-validity", "400d", "--secret-file", sf)
+	r := c.must(c.data("ca", "import-crl", crlFile)...)
+	if !strings.Contains(r.stdout, "CRL of root stored") {
+		t.Errorf("import-crl output: %s", r.stdout)
+	}
+	ctx := context.Background()
+	st, err := inventory.Open(ctx, "sqlite:"+filepath.Join(c.dir, "mica.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.LatestCRL(ctx, "root", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(crlFile)
+	if !bytes.Equal(got.DER, want) {
+		t.Errorf("stored root CRL is not the imported one (number %d)", got.Number)
+	}
+	wantExit(t, c.run(c.data("ca", "import-crl", crlFile)...), exitConfig, "not newer")
+	// A CRL of the issuing CA signed by nobody we know: a CRL of another CA.
+	other := newSoftCA(t)
+	otherCRL := filepath.Join(t.TempDir(), "other.crl")
+	st2, err := inventory.Open(ctx, "sqlite:"+filepath.Join(other.dir, "mica.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	rec, err := st2.LatestCRL(ctx, "root-"+time.Now().UTC().Format("2006"), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(otherCRL, rec.DER, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, c.run(c.data("ca", "import-crl", otherCRL)...), exitConfig, "not signed by any issuer")
+}
