@@ -66,8 +66,9 @@ func (s *Server) orderObject(r *http.Request, o *inventory.ACMEOrder) orderJSON 
 
 // normalizeIdentifier checks one identifier and returns it in canonical
 // form: lower-case DNS names (a leading "*." only as a whole label), IP
-// addresses as netip prints them (RFC 8738).
-func normalizeIdentifier(id Identifier) (Identifier, *Problem) {
+// addresses as netip prints them (RFC 8738). localhost is a valid name
+// only when the directory's profile allows it (Profile.Localhost).
+func normalizeIdentifier(id Identifier, localhost bool) (Identifier, *Problem) {
 	sub := func(typ, format string, args ...any) *Problem {
 		p := problem(typ, http.StatusBadRequest, format, args...)
 		p.Identifier = &Identifier{Type: id.Type, Value: id.Value}
@@ -81,7 +82,7 @@ func normalizeIdentifier(id Identifier) (Identifier, *Problem) {
 			return Identifier{Type: "ip", Value: ip.String()}, nil
 		}
 		name := strings.TrimPrefix(v, "*.")
-		if !validDNSName(name) {
+		if !validDNSName(name) && !(localhost && name == "localhost") {
 			return id, sub(probRejectedIdentifier, "%q is not a valid DNS name", id.Value)
 		}
 		return Identifier{Type: "dns", Value: v}, nil
@@ -133,8 +134,9 @@ func (s *Server) newOrder(w http.ResponseWriter, req *request) error {
 	var ids []Identifier
 	var subs []*Problem
 	seen := map[Identifier]bool{}
+	prof := s.profile(req.Request)
 	for _, raw := range in.Identifiers {
-		id, p := normalizeIdentifier(raw)
+		id, p := normalizeIdentifier(raw, prof.Localhost)
 		if p != nil {
 			subs = append(subs, p)
 			continue
@@ -154,7 +156,6 @@ func (s *Server) newOrder(w http.ResponseWriter, req *request) error {
 		}
 		return top
 	}
-	prof := s.profile(req.Request)
 	caProfile := prof.CAProfiles[0]
 	if in.Profile != "" {
 		if !contains(prof.CAProfiles, in.Profile) {

@@ -34,6 +34,10 @@ type ValidationOptions struct {
 	Timeout       time.Duration `yaml:"timeout,omitempty"`        // per validation; 0: 30s
 	AllowNetworks []string      `yaml:"allow_networks,omitempty"` // CIDRs; empty: any
 	DenyNetworks  []string      `yaml:"deny_networks,omitempty"`  // CIDRs, checked first
+	// Resolver, when set and DNSResolver is empty, answers the A, AAAA and
+	// TXT lookups instead of the system's: `mica dev` injects one that
+	// maps development names to loopback. Not configurable in YAML.
+	Resolver *net.Resolver `yaml:"-" json:"-"`
 }
 
 // job is one queued validation.
@@ -86,6 +90,9 @@ func newValidator(ctx context.Context, s *Server, o ValidationOptions) (*validat
 			}
 			*list.out = append(*list.out, p.Masked())
 		}
+	}
+	if o.Resolver != nil {
+		v.resolver = o.Resolver
 	}
 	if o.DNSResolver != "" {
 		if _, _, err := net.SplitHostPort(o.DNSResolver); err != nil {

@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/mica-pki/mica/acme"
 	"github.com/mica-pki/mica/config"
-	"github.com/mica-pki/mica/server"
 )
 
 // passphraseFile holds the generated softkms passphrase of a dev CA.
@@ -24,6 +24,8 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	listen := c.fs.String("listen", "", "HTTPS `HOST:PORT` (default 127.0.0.1:8443)")
 	httpListen := c.fs.String("http-listen", "", "plain-HTTP `HOST:PORT` (default 127.0.0.1:8080)")
 	acmeF := addACMEFlags(c.fs)
+	var extraNames stringList
+	c.fs.Var(&extraNames, "dev-name", "resolve `NAME` (or *.DOMAIN) to loopback for ACME validation, besides localhost, *.test and *.localhost (repeatable)")
 	if pos, err := c.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -50,6 +52,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	if err := acmeF.apply(cfg); err != nil {
 		return err
 	}
+	names := devACME(cfg, extraNames)
 	if len(cfg.EST.Labels) == 0 {
 		cfg.EST = config.DevEST() // EST "default" label at /.well-known/est/
 	}
@@ -62,7 +65,29 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "mica dev: web UI user \"admin\"; its password is in %s (0600)\n", adminPW)
 	log := c.logger(cfg, true)
-	return serve(ctx, e, cfg, log, func(r *running) { printBanner(e, r) })
+	return serve(ctx, e, cfg, log, func(r *running) { printBanner(ctx, e, r, names) })
+}
+
+// devACME makes ACME work on one machine with no DNS set up: validation
+// resolves development names to loopback through an in-process resolver
+// (unless --dns-resolver or acme.validation.dns_resolver names a real
+// one), connects to unprivileged challenge ports, and every directory
+// accepts the name localhost.
+func devACME(cfg *config.Config, extra []string) devNames {
+	names := newDevNames(extra)
+	v := &cfg.ACME.Validation
+	if v.DNSResolver == "" {
+		v.Resolver = loopbackResolver(names)
+	}
+	devValidationPorts(&v.HTTP01Port, &v.TLSALPN01Port)
+	if len(cfg.ACME.Profiles) == 0 {
+		cfg.ACME.Profiles = acme.DefaultProfiles()
+	}
+	for n, p := range cfg.ACME.Profiles {
+		p.Localhost = true
+		cfg.ACME.Profiles[n] = p
+	}
+	return names
 }
 
 // devInit initialises a development CA: software keys under a generated
@@ -111,46 +136,4 @@ func warnSoftware(e *env) {
   ***********************************************************************
 
 `)
-}
-
-// printBanner tells the developer where everything is: the root to trust,
-// its fingerprint to check, and every URL that answers.
-func printBanner(e *env, r *running) {
-	w := e.stdout
-	g := r.engine
-	root := g.ca.Root()
-	rootPath := filepath.Join(r.cfg.DataDir, rootPEM)
-	https := "https://" + r.httpsAddr.String()
-	plain := "http://" + r.httpAddr.String()
-	fmt.Fprintf(w, "MICA development CA is running.\n\n")
-	fmt.Fprintf(w, "Root certificate: %s\n", rootPath)
-	fmt.Fprintf(w, "Root SHA-256 fingerprint: %s\n", fingerprint(root.Raw))
-	fmt.Fprintf(w, "Issuing CA: %s (id %s)\n\n", g.ca.Chain()[0].Subject.String(), g.ca.IssuerID())
-	fmt.Fprintf(w, "HTTPS  %s/\n", https)
-	fmt.Fprintf(w, "       %s/healthz\n", https)
-	fmt.Fprintf(w, "       %s/metrics\n", https)
-	fmt.Fprintf(w, "HTTP   %s/\n", plain)
-	fmt.Fprintf(w, "       %s/healthz\n", plain)
-	fmt.Fprintf(w, "       %s/metrics\n", plain)
-	if issuers, err := g.store.Issuers(context.Background()); err == nil {
-		for _, is := range issuers {
-			fmt.Fprintf(w, "       %s/ca/%s.crt\n", plain, is.ID)
-		}
-	}
-	for _, m := range r.mounts {
-		if d, ok := m.(server.Describer); ok {
-			for _, line := range d.Describe(https, plain) {
-				fmt.Fprintf(w, "       %s\n", line)
-			}
-		}
-	}
-	fmt.Fprintf(w, "\nURLs written into certificates (CRL and OCSP are served once the revocation front end is mounted):\n")
-	fmt.Fprintf(w, "  CRL        %s%s.crl\n", r.urls.CRLBase, g.ca.IssuerID())
-	fmt.Fprintf(w, "  OCSP       %s\n", r.urls.OCSP)
-	fmt.Fprintf(w, "  caIssuers  %s%s.crt\n", r.urls.CAIssuersBase, g.ca.IssuerID())
-	fmt.Fprintf(w, "\nTry: curl --cacert %s %s/healthz\n", rootPath, https)
-	fmt.Fprintf(w, "     mica cert issue --data %s --csr req.pem --profile server\n\n", r.cfg.DataDir)
-	if f, ok := w.(interface{ Sync() error }); ok {
-		_ = f.Sync()
-	}
 }
