@@ -20,6 +20,7 @@ import (
 const passphraseFile = "passphrase"
 
 func runDev(ctx context.Context, e *env, args []string) error {
+	e.dev = true
 	c := newFlags(e, "dev", "[flags]")
 	listen := c.fs.String("listen", "", "HTTPS `HOST:PORT` (default 127.0.0.1:8443)")
 	httpListen := c.fs.String("http-listen", "", "plain-HTTP `HOST:PORT` (default 127.0.0.1:8080)")
