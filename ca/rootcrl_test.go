@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ocsp"
 
@@ -50,5 +51,26 @@ func TestRootCRL(t *testing.T) {
 	}
 	if a := e.ca.RespondOCSP(ctx, req); a.Status != "unauthorized" {
 		t.Errorf("OCSP naming the root as issuer: %q, want unauthorized (the root signs no OCSP)", a.Status)
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	for _, tc := range []struct {
+		in   time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{90 * day, "90d"},
+		{3650 * day, "10y"},
+		{36 * time.Hour, "1d12h"},
+		{24 * time.Hour, "1d"},
+		{90 * time.Minute, "1h30m"},
+		{30 * time.Second, "30s"},
+		{-48 * time.Hour, "-2d"},
+		{day + 1500*time.Millisecond, "1d1.5s"},
+	} {
+		if got := HumanDuration(tc.in); got != tc.want {
+			t.Errorf("HumanDuration(%v) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
