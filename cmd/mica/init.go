@@ -214,6 +214,7 @@ func initialise(ctx context.Context, e *env, cfg *config.Config, path string, lo
 		RootID:          cfg.CA.RootID,
 		IssuingID:       cfg.CA.IssuingID,
 		OfflineRoot:     cfg.CA.OfflineRoot,
+		RootCRLValidity: rootCRLValidity(cfg),
 		URLs:            cfg.EffectiveURLs(),
 		Actor:           actor(),
 		Source:          source(),
@@ -349,4 +350,16 @@ Before the issuing CA expires (or to rotate it), on an offline machine:
 	}
 	fmt.Fprintf(w, "%s\n(written to %s)\n\n", text, path)
 	return nil
+}
+
+// rootCRLValidity is how long the root CRL signed at init lasts. The
+// server re-signs it only when its own key backend holds the root key;
+// a root in a separate backend (keys.root_backend, offline or not) is
+// re-signed at a ceremony (ca sign-intermediate --crl-out), so its CRL
+// must last until then.
+func rootCRLValidity(cfg *config.Config) time.Duration {
+	if cfg.CA.OfflineRoot || cfg.Keys.RootBackend != "" {
+		return ca.DefaultOfflineRootCRLValidity
+	}
+	return 0 // the default: crl_validity, refreshed by the revocation worker
 }
