@@ -153,6 +153,7 @@ func TestRootCRLStoredAtInit(t *testing.T) {
 	}{
 		{"online root", nil, 23 * time.Hour},
 		{"offline root", []string{"--offline-root"}, 364 * 24 * time.Hour},
+		{"root in its own backend", []string{"--root-backend", "softkms:dir=" + filepath.Join(t.TempDir(), "rootkeys")}, 364 * 24 * time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newSoftCA(t, tc.extra...)
