@@ -88,10 +88,11 @@ func printBanner(ctx context.Context, e *env, r *running, names devNames) {
 	fmt.Fprintf(w, "# lego, tls-alpn-01\n")
 	fmt.Fprintf(w, "LEGO_CA_CERTIFICATES=%s lego --server %s --accept-tos --email dev@lego.test --path ./lego --domains alpn.test --tls --tls.port 127.0.0.1:%d run\n\n",
 		rootPath, dir, v.TLSALPN01Port)
-	fmt.Fprintf(w, "# Caddy: save as Caddyfile, run 'caddy run --config Caddyfile', then curl --cacert %s https://caddy.test:%d/ --resolve caddy.test:%d:127.0.0.1\n",
-		rootPath, v.TLSALPN01Port, v.TLSALPN01Port)
-	fmt.Fprintf(w, "{\n\tacme_ca %s\n\tacme_ca_root %s\n\thttp_port %d\n\thttps_port %d\n}\ncaddy.test {\n\trespond \"hello from caddy\"\n}\n\n",
+	fmt.Fprintf(w, "# Caddy: save the lines below as Caddyfile, then run: caddy run --config Caddyfile\n")
+	fmt.Fprintf(w, "{\n\tadmin off\n\tacme_ca %s\n\tacme_ca_root %s\n\thttp_port %d\n\thttps_port %d\n}\ncaddy.test {\n\trespond \"hello from caddy\"\n}\n\n",
 		dir, rootPath, v.HTTP01Port, v.TLSALPN01Port)
+	fmt.Fprintf(w, "# then ask Caddy, over the certificate it got:\n")
+	fmt.Fprintf(w, "curl --cacert %s --resolve caddy.test:%d:127.0.0.1 https://caddy.test:%d/\n\n", rootPath, v.TLSALPN01Port, v.TLSALPN01Port)
 	printESTRecipe(ctx, w, r, rootPath, estBase)
 	fmt.Fprintf(w, "# mica CLI (mica on the PATH: go install ./cmd/mica)\n")
 	fmt.Fprintf(w, "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout cli.key -subj /CN=cli.test -addext subjectAltName=DNS:cli.test -out cli.csr 2>/dev/null && mica cert issue --data %s --csr cli.csr --profile server --out cli.pem\n\n",

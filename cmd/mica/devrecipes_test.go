@@ -135,3 +135,53 @@ func TestDevRecipesWorkAsPrinted(t *testing.T) {
 		}
 	}
 }
+
+// TestDevCaddyRecipe runs the banner's Caddyfile with an unmodified Caddy:
+// Caddy gets its certificate from `mica dev` through acme_ca and serves
+// it, and the banner's curl reaches it over that certificate.
+func TestDevCaddyRecipe(t *testing.T) {
+	needClients(t, "caddy", "curl")
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "dev")
+	d := startDev(t, dir, "--http01-port", fmt.Sprint(freePort(t)), "--tlsalpn01-port", fmt.Sprint(freePort(t)))
+	all := recipes(d.stdout)
+	work := t.TempDir()
+	title := ""
+	for k := range all {
+		if strings.HasPrefix(k, "# Caddy") {
+			title = k
+		}
+	}
+	_, runCmd, ok := strings.Cut(title, "then run: ")
+	if !ok {
+		t.Fatalf("Caddy recipe title %q names no command", title)
+	}
+	if err := os.WriteFile(filepath.Join(work, "Caddyfile"), []byte(all[title]+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	caddy := exec.Command("bash", "-c", "exec "+runCmd)
+	caddy.Dir = work
+	// Caddy keeps its certificates under XDG_DATA_HOME; keep them here.
+	caddy.Env = append(baseEnv(), "XDG_DATA_HOME="+work, "XDG_CONFIG_HOME="+work)
+	var caddyOut lockedBuffer
+	caddy.Stdout, caddy.Stderr = &caddyOut, &caddyOut
+	if err := caddy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		caddy.Process.Kill()
+		caddy.Wait()
+	}()
+	curl := recipe(t, all, "# then ask Caddy")
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, err := exec.Command("bash", "-c", curl).CombinedOutput()
+		if err == nil && strings.Contains(string(out), "hello from caddy") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Caddy never served over a MICA certificate: %v\n%s\ncaddy:\n%s", err, out, caddyOut.String())
+		}
+		time.Sleep(time.Second)
+	}
+}
