@@ -69,7 +69,13 @@ func printBanner(ctx context.Context, e *env, r *running, names devNames) {
 	line("OCSP", r.urls.OCSP+" (POST, or GET /ocsp/{base64 request})")
 
 	v := r.cfg.ACME.Validation
-	dir := https + "/acme/default/directory"
+	// The recipes use the "default" directory, or the first one when
+	// mica.yaml names others.
+	dirName := "default"
+	if _, ok := r.cfg.ACME.Profiles[dirName]; !ok && len(profiles) > 0 {
+		dirName = profiles[0]
+	}
+	dir := https + "/acme/" + dirName + "/directory"
 	fmt.Fprintf(w, "\nACME validation connects to port %d (http-01) and %d (tls-alpn-01); ", v.HTTP01Port, v.TLSALPN01Port)
 	if v.DNSResolver != "" {
 		fmt.Fprintf(w, "names resolve through %s.\n", v.DNSResolver)
