@@ -73,14 +73,14 @@ func FuzzIdentifier(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, typ, value string) {
-		id, p := normalizeIdentifier(Identifier{Type: typ, Value: value})
+		id, p := normalizeIdentifier(Identifier{Type: typ, Value: value}, false)
 		if p != nil {
 			if p.Identifier == nil || p.Identifier.Value != value || p.Status != http.StatusBadRequest {
 				t.Fatalf("refusal %+v does not name %q with status 400", p, value)
 			}
 			return
 		}
-		again, p := normalizeIdentifier(id)
+		again, p := normalizeIdentifier(id, false)
 		if p != nil || again != id {
 			t.Fatalf("%q normalized to %+v, which normalizes to %+v, %v", value, id, again, p)
 		}

@@ -69,8 +69,10 @@ func (s *Server) orderObject(r *http.Request, o *inventory.ACMEOrder) orderJSON 
 // it and returns it in canonical form: lower-case DNS names of A-labels
 // (a leading "*." only as a whole label), IP addresses as netip prints
 // them (RFC 8738). Every refusal happens here, at newOrder, so a client
-// never validates names it can then not finalize.
-func normalizeIdentifier(id Identifier) (Identifier, *Problem) {
+// never validates names it can then not finalize. The single-label name
+// localhost (and *.localhost) is valid only when the directory's profile
+// allows it (Profile.Localhost, `mica dev`).
+func normalizeIdentifier(id Identifier, localhost bool) (Identifier, *Problem) {
 	sub := func(typ, format string, args ...any) *Problem {
 		p := problem(typ, http.StatusBadRequest, format, args...)
 		p.Identifier = &Identifier{Type: id.Type, Value: id.Value}
@@ -79,6 +81,9 @@ func normalizeIdentifier(id Identifier) (Identifier, *Problem) {
 	switch id.Type {
 	case "dns":
 		v := strings.ToLower(id.Value)
+		if localhost && strings.TrimPrefix(v, "*.") == "localhost" {
+			return Identifier{Type: "dns", Value: v}, nil
+		}
 		if msg := dnsIdentifierError(v); msg != "" {
 			return id, sub(probRejectedIdentifier, "%q: %s", id.Value, msg)
 		}
@@ -200,8 +205,9 @@ func (s *Server) newOrder(w http.ResponseWriter, req *request) error {
 	var ids []Identifier
 	var subs []*Problem
 	seen := map[Identifier]bool{}
+	prof := s.profile(req.Request)
 	for _, raw := range in.Identifiers {
-		id, p := normalizeIdentifier(raw)
+		id, p := normalizeIdentifier(raw, prof.Localhost)
 		if p != nil {
 			subs = append(subs, p)
 			continue
@@ -221,7 +227,6 @@ func (s *Server) newOrder(w http.ResponseWriter, req *request) error {
 		}
 		return top
 	}
-	prof := s.profile(req.Request)
 	caProfile := prof.CAProfiles[0]
 	if in.Profile != "" {
 		if !contains(prof.CAProfiles, in.Profile) {

@@ -74,6 +74,10 @@ type Profile struct {
 	// issuer domain names that mean this CA in issue and issuewild
 	// properties, e.g. ["ca.example.com"]. Empty: CAA is not checked.
 	CAAIdentities []string `yaml:"caa_identities,omitempty" json:"caa_identities,omitempty"`
+	// Localhost accepts the single-label DNS identifier "localhost"
+	// (names under .localhost are ordinary names). For development
+	// directories: `mica dev` sets it; validation still has to succeed.
+	Localhost bool `yaml:"localhost,omitempty" json:"localhost,omitempty"`
 }
 
 // DefaultProfiles is what `mica dev` serves: "default" for any DNS name

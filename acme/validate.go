@@ -35,6 +35,10 @@ type ValidationOptions struct {
 	// here itself or in part. Empty: any public address.
 	AllowNetworks []string `yaml:"allow_networks,omitempty"`
 	DenyNetworks  []string `yaml:"deny_networks,omitempty"` // CIDRs refused whatever else says; checked first
+	// Resolver, when set and DNSResolver is empty, answers the A, AAAA and
+	// TXT lookups instead of the system's: `mica dev` injects one that
+	// maps development names to loopback. Not configurable in YAML.
+	Resolver *net.Resolver `yaml:"-" json:"-"`
 }
 
 // job is one queued validation.
@@ -79,6 +83,9 @@ func newValidator(ctx context.Context, s *Server, o ValidationOptions) (*validat
 		return nil, err
 	}
 	v := &validator{s: s, opts: o, jobs: make(chan job, o.Queue), resolver: net.DefaultResolver, policy: policy}
+	if o.Resolver != nil {
+		v.resolver = o.Resolver
+	}
 	if o.DNSResolver != "" {
 		if _, _, err := net.SplitHostPort(o.DNSResolver); err != nil {
 			return nil, fmt.Errorf("acme: DNS resolver %q is not HOST:PORT", o.DNSResolver)

@@ -131,7 +131,7 @@ func TestIssueRefusals(t *testing.T) {
 		{"no names", Request{CSR: makeCSR(t, p256, "")}, ErrPolicy, "names nothing"},
 		{"lifetime over cap", Request{CSR: good, NotAfter: testNow.Add(400 * day)}, ErrLifetime, "exceeds the maximum of 397d for profile server"},
 		{"notAfter before notBefore", Request{CSR: good, NotBefore: testNow.Add(day), NotAfter: testNow}, ErrLifetime, "is not after notBefore"},
-		{"backdated too far", Request{CSR: good, NotBefore: testNow.Add(-time.Hour)}, ErrLifetime, "earlier than now minus the profile's backdate of 1m0s"},
+		{"backdated too far", Request{CSR: good, NotBefore: testNow.Add(-time.Hour)}, ErrLifetime, "earlier than now minus the profile's backdate of 1m"},
 		{"beyond issuer", Request{Profile: "long", CSR: good, NotAfter: issuerEnd.Add(day)}, ErrLifetime, "after the issuing CA's notAfter"},
 		{"unknown profile", Request{Profile: "nope", CSR: good}, ErrUnknownProfile, `unknown profile "nope" (known: client, corp, device, long, server)`},
 		{"unauthorised extra name", Request{CSR: makeCSR(t, p256, "", "a.test", "b.test"), Identifiers: []string{"dns:a.test"}}, ErrPolicy, `"dns:b.test" in the CSR is not among the authorised identifiers`},

@@ -136,9 +136,9 @@ func moreChecks(in ComplianceInput) []Check {
 		age := in.Now.Sub(o.Oldest)
 		if age > ocspMax {
 			res = CheckFail
-			ev = append(ev, fmt.Sprintf("issuer %s: oldest response is %s old, policy %s", o.IssuerID, age.Round(time.Minute), ocspMax))
+			ev = append(ev, fmt.Sprintf("issuer %s: oldest response is %s old, policy %s", o.IssuerID, HumanDuration(age.Round(time.Minute)), HumanDuration(ocspMax)))
 		} else {
-			ev = append(ev, fmt.Sprintf("issuer %s: %d responses, oldest %s old (policy %s)", o.IssuerID, o.Responses, age.Round(time.Minute), ocspMax))
+			ev = append(ev, fmt.Sprintf("issuer %s: %d responses, oldest %s old (policy %s)", o.IssuerID, o.Responses, HumanDuration(age.Round(time.Minute)), HumanDuration(ocspMax)))
 		}
 	}
 	add("ocsp-freshness", "Pre-signed OCSP responses are fresh", ctlOCSP, res, ev)

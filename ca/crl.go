@@ -80,7 +80,7 @@ func (c *CA) certCRLURLs(u certURLs, issuerID string, serial *big.Int) certURLs 
 }
 
 // GenerateCRLs signs and stores fresh CRLs now for issuerID, or for every
-// issuer with an online key when issuerID is empty: the full CRL, every
+// issuer with an online key (roots included) when issuerID is empty: the full CRL, every
 // shard, and the delta when enabled. The CLI uses it after revoking
 // without a running server; the worker uses it on its schedule.
 // Errors: ErrNotFound for an unknown issuer, ErrUnavailable when the
@@ -91,7 +91,7 @@ func (c *CA) GenerateCRLs(ctx context.Context, issuerID string) error {
 	}
 	ids := []string{issuerID}
 	if issuerID == "" {
-		iks, err := c.rev.issuerKeys(ctx, true)
+		iks, err := c.rev.crlIssuerKeys(ctx, true)
 		if err != nil {
 			return err
 		}
@@ -125,7 +125,7 @@ func (c *CA) GenerateCRLs(ctx context.Context, issuerID string) error {
 // generate signs the CRLs of one issuer under its lock. deltaOnly signs
 // only the delta CRL (when one is configured and a full CRL exists).
 func (r *revoker) generate(ctx context.Context, issuerID string, deltaOnly bool) error {
-	ik, err := r.issuerKey(ctx, issuerID)
+	ik, err := r.issuerKey(ctx, issuerID, true)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,9 @@ func (r *revoker) generate(ctx context.Context, issuerID string, deltaOnly bool)
 		if err := r.signCRL(ctx, ik, now, fullCRL, nil); err != nil {
 			return err
 		}
-		for shard := 1; r.cfg.CRLShards > 1 && shard <= r.cfg.CRLShards; shard++ {
+		// A root's only CRL is the full one: SignIntermediate writes it
+		// into every intermediate's CRL Distribution Point.
+		for shard := 1; !ik.root && r.cfg.CRLShards > 1 && shard <= r.cfg.CRLShards; shard++ {
 			if err := r.signCRL(ctx, ik, now, shard, nil); err != nil {
 				return err
 			}

@@ -61,11 +61,19 @@ type InitOptions struct {
 	// expects to use it; new intermediates are signed by SignIntermediate
 	// in a key ceremony.
 	OfflineRoot bool
-	URLs        URLs
-	Now         func() time.Time
-	Actor       string // who ran init, for the audit log
-	Source      string // from where (host, terminal)
-	Logger      *slog.Logger
+	// RootCRLValidity is the validity of the root's first CRL, signed here
+	// so the CRL every intermediate points at exists from the start.
+	// Default: DefaultCRLValidity for an online root (the revocation
+	// worker re-signs it), DefaultOfflineRootCRLValidity for an offline one.
+	RootCRLValidity time.Duration
+	// CRLs records that CRL; nil means Store when it is a RootCRLStore
+	// (*inventory.Store is), else no CRL is stored.
+	CRLs   RootCRLStore
+	URLs   URLs
+	Now    func() time.Time
+	Actor  string // who ran init, for the audit log
+	Source string // from where (host, terminal)
+	Logger *slog.Logger
 }
 
 // InitResult describes the new hierarchy.
@@ -149,6 +157,11 @@ func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 			return nil, Wrap(ErrUnavailable, err, fmt.Sprintf("recording issuer %s failed", is.ID))
 		}
 	}
+	if o.CRLs != nil {
+		if err := storeRootCRL(ctx, o.CRLs, o.RootID, root, rootSigner, now, o.RootCRLValidity); err != nil {
+			return nil, err
+		}
+	}
 	if o.OfflineRoot && rootShared {
 		o.Logger.Warn("offline root requested but its key was generated in the online backend: move it out",
 			"root_key", redactURI(rootURI))
@@ -201,6 +214,15 @@ func (o *InitOptions) defaults() error {
 	}
 	if o.IssuingValidity == 0 {
 		o.IssuingValidity = DefaultIssuingValidity
+	}
+	if o.RootCRLValidity <= 0 {
+		o.RootCRLValidity = DefaultCRLValidity
+		if o.OfflineRoot {
+			o.RootCRLValidity = DefaultOfflineRootCRLValidity
+		}
+	}
+	if o.CRLs == nil {
+		o.CRLs, _ = o.Store.(RootCRLStore)
 	}
 	for _, id := range []string{o.RootID, o.IssuingID} {
 		if !profileNameRE.MatchString(id) {

@@ -161,7 +161,7 @@ func TestResponderKeysRegistered(t *testing.T) {
 		t.Errorf("responder key = %+v; want cryptoperiod 2h, rotation due, memory backend, counted uses", first)
 	}
 	clk.Advance(3 * time.Hour) // past half-life: the next signature rotates it
-	ik, err := c.rev.issuerKey(ctx, e.init.IssuingIssuer.ID)
+	ik, err := c.rev.issuerKey(ctx, e.init.IssuingIssuer.ID, false)
 	if err != nil {
 		t.Fatal(err)
 	}

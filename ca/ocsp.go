@@ -167,7 +167,7 @@ func (r *revoker) signResponse(ctx context.Context, ik *issuerKey, id revocation
 // presign signs and stores the no-nonce response for rec (SHA-1 CertID,
 // what RFC 5019 clients send).
 func (r *revoker) presign(ctx context.Context, rec *inventory.Certificate) (*inventory.OCSPResponse, error) {
-	ik, err := r.issuerKey(ctx, rec.IssuerID)
+	ik, err := r.issuerKey(ctx, rec.IssuerID, false)
 	if err != nil {
 		return nil, err
 	}

@@ -111,6 +111,7 @@ type revoker struct {
 
 	mu      sync.Mutex
 	issuers map[string]*issuerKey // by issuer ID, loaded lazily
+	roots   map[string]*issuerKey // online roots: they sign CRLs only, never OCSP
 	loaded  time.Time             // when issuers was last refreshed
 	dirty   map[string]bool       // issuers whose CRL must be re-signed
 	resp    *responder            // delegated responder of the active issuer
@@ -125,11 +126,12 @@ type issuerKey struct {
 	id     string
 	cert   *x509.Certificate
 	signer crypto.Signer // nil when the key is offline (roots)
+	root   bool          // a root signs only its CRL (see crlIssuerKeys)
 }
 
 func newRevoker(c *CA, st RevocationStore, cfg RevocationConfig) *revoker {
 	r := &revoker{ca: c, store: st, cfg: cfg.withDefaults(), log: c.log,
-		issuers: map[string]*issuerKey{}, dirty: map[string]bool{}, kick: make(chan struct{}, 1)}
+		issuers: map[string]*issuerKey{}, roots: map[string]*issuerKey{}, dirty: map[string]bool{}, kick: make(chan struct{}, 1)}
 	a := c.active.Load()
 	r.issuers[a.issuer.ID] = &issuerKey{id: a.issuer.ID, cert: a.issuerCert, signer: a.signer}
 	return r
@@ -152,8 +154,11 @@ func (c *CA) RevocationStats() RevocationStats {
 		OCSPLiveSigned: c.rev.live.Load(), ResponderRotated: c.rev.rotated.Load()}
 }
 
-// issuerKeys returns every issuer whose key is online, refreshing from the
-// store at most once a minute (a rotation adds issuers while we run).
+// issuerKeys returns every issuing CA whose key is online, refreshing from
+// the store at most once a minute (a rotation adds issuers while we run).
+// Roots are loaded in the same pass but kept apart: they sign their CRL
+// (crlIssuerKeys) and never OCSP, so a flood of OCSP requests naming the
+// root cannot make the root key sign.
 func (r *revoker) issuerKeys(ctx context.Context, refresh bool) ([]*issuerKey, error) {
 	r.mu.Lock()
 	stale := refresh && time.Since(r.loaded) > time.Minute || r.loaded.IsZero()
@@ -167,13 +172,14 @@ func (r *revoker) issuerKeys(ctx context.Context, refresh bool) ([]*issuerKey, e
 			// A retired issuer's certificates have all expired (see
 			// RetireIssuers): it has no CRL or OCSP duty left, and its key
 			// refuses to sign anyway.
-			if is.IsRoot || is.KeyURI == "" || is.Status == StatusRetired {
+			if is.KeyURI == "" || is.Status == StatusRetired {
 				continue
 			}
 			r.mu.Lock()
 			_, have := r.issuers[is.ID]
+			_, haveRoot := r.roots[is.ID]
 			r.mu.Unlock()
-			if have {
+			if have || haveRoot {
 				continue
 			}
 			cert, err := x509.ParseCertificate(is.DER)
@@ -183,11 +189,26 @@ func (r *revoker) issuerKeys(ctx context.Context, refresh bool) ([]*issuerKey, e
 			}
 			signer, err := r.ca.keys.Signer(ctx, is.KeyURI)
 			if err != nil {
+				if is.IsRoot {
+					// The root key may live in a separate backend
+					// (keys.root_backend) this process does not open: the
+					// root's CRL is then the one stored by init, rotate or
+					// `mica crl generate` run where the key is.
+					r.log.Debug("root key not available here; serving its stored CRL", "issuer", is.ID)
+					r.mu.Lock()
+					r.roots[is.ID] = &issuerKey{id: is.ID, cert: cert, root: true}
+					r.mu.Unlock()
+					continue
+				}
 				r.log.Warn("issuer key cannot be opened; no CRL or OCSP for it", "issuer", is.ID, "key", redactURI(is.KeyURI), "err", err)
 				continue
 			}
 			r.mu.Lock()
-			r.issuers[is.ID] = &issuerKey{id: is.ID, cert: cert, signer: signer}
+			if is.IsRoot {
+				r.roots[is.ID] = &issuerKey{id: is.ID, cert: cert, signer: signer, root: true}
+			} else {
+				r.issuers[is.ID] = &issuerKey{id: is.ID, cert: cert, signer: signer}
+			}
 			r.mu.Unlock()
 		}
 		r.mu.Lock()
@@ -203,9 +224,31 @@ func (r *revoker) issuerKeys(ctx context.Context, refresh bool) ([]*issuerKey, e
 	return out, nil
 }
 
-func (r *revoker) issuerKey(ctx context.Context, id string) (*issuerKey, error) {
+// crlIssuerKeys is issuerKeys plus the online roots: every issuer whose
+// CRL this process signs.
+func (r *revoker) crlIssuerKeys(ctx context.Context, refresh bool) ([]*issuerKey, error) {
+	iks, err := r.issuerKeys(ctx, refresh)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ik := range r.roots {
+		if ik.signer != nil {
+			iks = append(iks, ik)
+		}
+	}
+	return iks, nil
+}
+
+// issuerKey finds an issuing CA by ID (roots when withRoots).
+func (r *revoker) issuerKey(ctx context.Context, id string, withRoots bool) (*issuerKey, error) {
+	list := r.issuerKeys
+	if withRoots {
+		list = r.crlIssuerKeys
+	}
 	for _, refresh := range []bool{false, true} {
-		iks, err := r.issuerKeys(ctx, refresh)
+		iks, err := list(ctx, refresh)
 		if err != nil {
 			return nil, err
 		}
@@ -306,7 +349,7 @@ func (r *revoker) flush(ctx context.Context) {
 
 // sweep re-signs CRLs past half their validity and refreshes OCSP.
 func (r *revoker) sweep(ctx context.Context) {
-	iks, err := r.issuerKeys(ctx, true)
+	iks, err := r.crlIssuerKeys(ctx, true)
 	if err != nil {
 		r.log.Error("revocation sweep: listing issuers failed", "err", err)
 		return
@@ -330,6 +373,9 @@ func (r *revoker) sweep(ctx context.Context) {
 			if err := r.generate(ctx, ik.id, false); err != nil && !errors.Is(err, errJobBusy) {
 				r.log.Error("scheduled CRL generation failed", "issuer", ik.id, "err", err)
 			}
+		}
+		if ik.root {
+			continue // roots answer no OCSP
 		}
 		if err := r.refreshOCSP(ctx, ik); err != nil && !errors.Is(err, errJobBusy) {
 			r.log.Error("OCSP refresh failed", "issuer", ik.id, "err", err)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mica-pki/mica/inventory"
 )
 
 // serverProfileName is the profile the HTTPS listener certificate is issued
@@ -39,7 +41,9 @@ var builtinServerProfile = Profile{
 // fresh ECDSA P-256 key made in memory (it is a TLS key, not a CA key, and
 // dies with the process), names "localhost", "127.0.0.1", "::1" plus names,
 // issued through the normal Issue path (profile "server", protocol
-// "server") so it is recorded and audited like any other certificate.
+// "server") so it is recorded and audited like any other certificate. It
+// supersedes the newest listener certificate still issued (a restart's,
+// or another replica's: they share the names).
 func (c *CA) ServerCertificate(ctx context.Context, names []string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -70,6 +74,13 @@ func (c *CA) ServerCertificate(ctx context.Context, names []string) (tls.Certifi
 	}
 
 	req := Request{CSR: csr, Profile: serverProfileName, Requester: "mica", Protocol: "server", Source: "localhost"}
+	// The key lives only in memory, so a restart needs a new certificate;
+	// the one it replaces is marked superseded (not left "issued") so the
+	// inventory does not pile up one live-looking certificate per start.
+	if prev, err := c.store.FindCertificates(ctx, inventory.CertFilter{Protocol: "server", Requester: "mica",
+		States: []inventory.State{inventory.StateIssued}, Now: c.now(), Limit: 1}); err == nil && len(prev) == 1 {
+		req.Predecessor = prev[0].IssuerID + "/" + prev[0].Serial
+	}
 	pol := c.profiles[serverProfileName]
 	if pol == nil || !c.serverPolicyFits(pol, csr) {
 		pol, err = compileProfile(builtinServerName, builtinServerProfile)

@@ -49,8 +49,8 @@ func (j *keyJobs) backups(ctx context.Context, now time.Time) error {
 		age = time.Duration(1<<63 - 1)
 	}
 	j.verifiedAge.Set(age.Seconds())
-	if age <= pol.MaxVerifiedAge() {
-		return nil
+	if age <= pol.MaxVerifiedAge() || j.e.dev {
+		return nil // a development CA has nothing worth backing up
 	}
 	when := "never"
 	if !verified.IsZero() {
@@ -70,8 +70,8 @@ func (j *keyJobs) backups(ctx context.Context, now time.Time) error {
 			return nil
 		}
 	}
-	j.log.Warn("the last verified backup is older than policy; run 'mica backup verify FILE --data DIR'", "last_verified", when, "max_age", pol.MaxVerifiedAge())
-	details, _ := json.Marshal(map[string]any{"last_verified": when, "max_age": pol.MaxVerifiedAge().String()})
+	j.log.Warn("the last verified backup is older than policy; run 'mica backup verify FILE --data DIR'", "last_verified", when, "max_age", config.FormatDuration(pol.MaxVerifiedAge()))
+	details, _ := json.Marshal(map[string]any{"last_verified": when, "max_age": config.FormatDuration(pol.MaxVerifiedAge())})
 	_, err = j.g.store.AppendEvent(ctx, inventory.Event{Actor: "mica", Action: "backup.overdue", Protocol: "system",
 		Source: source(), Object: "backup", Outcome: "ok", Details: details})
 	return err

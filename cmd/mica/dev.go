@@ -7,22 +7,26 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/mica-pki/mica/acme"
 	"github.com/mica-pki/mica/config"
-	"github.com/mica-pki/mica/server"
 )
 
 // passphraseFile holds the generated softkms passphrase of a dev CA.
 const passphraseFile = "passphrase"
 
 func runDev(ctx context.Context, e *env, args []string) error {
+	e.dev = true
 	c := newFlags(e, "dev", "[flags]")
 	listen := c.fs.String("listen", "", "HTTPS `HOST:PORT` (default 127.0.0.1:8443)")
 	httpListen := c.fs.String("http-listen", "", "plain-HTTP `HOST:PORT` (default 127.0.0.1:8080)")
 	acmeF := addACMEFlags(c.fs)
+	var extraNames stringList
+	c.fs.Var(&extraNames, "dev-name", "resolve `NAME` (or *.DOMAIN) to loopback for ACME validation, besides localhost, *.test and *.localhost (repeatable)")
 	if pos, err := c.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -30,7 +34,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 	path := c.configPath()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		if err := devInit(ctx, e, c, path); err != nil {
+		if err := devInit(ctx, e, c, path, *httpListen); err != nil {
 			return err
 		}
 	} else if err != nil {
@@ -49,6 +53,7 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	if err := acmeF.apply(cfg); err != nil {
 		return err
 	}
+	names := devACME(cfg, extraNames)
 	if len(cfg.EST.Labels) == 0 {
 		cfg.EST = config.DevEST() // EST "default" label at /.well-known/est/
 	}
@@ -64,16 +69,40 @@ func runDev(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "mica dev: web UI user \"admin\"; its password is in %s (0600)\n", adminPW)
 	log := c.logger(cfg, true)
-	return serve(ctx, e, cfg, log, func(r *running) { printBanner(e, r) })
+	return serve(ctx, e, cfg, log, func(r *running) { printBanner(ctx, e, r, names) })
+}
+
+// devACME makes ACME work on one machine with no DNS set up: validation
+// resolves development names to loopback through an in-process resolver
+// (unless --dns-resolver or acme.validation.dns_resolver names a real
+// one), connects to unprivileged challenge ports, and every directory
+// accepts the name localhost.
+func devACME(cfg *config.Config, extra []string) devNames {
+	names := newDevNames(extra)
+	v := &cfg.ACME.Validation
+	if v.DNSResolver == "" {
+		v.Resolver = loopbackResolver(names)
+	}
+	devValidationPorts(&v.HTTP01Port, &v.TLSALPN01Port)
+	if len(cfg.ACME.Profiles) == 0 {
+		cfg.ACME.Profiles = acme.DefaultProfiles()
+	}
+	for n, p := range cfg.ACME.Profiles {
+		p.Localhost = true
+		cfg.ACME.Profiles[n] = p
+	}
+	return names
 }
 
 // devInit initialises a development CA: software keys under a generated
 // passphrase stored 0600 next to them. Convenient, and plainly not what a
 // production CA should do, hence the warning.
 //
-// --listen and --http-listen apply to each run and are not written to
-// mica.yaml: a random test port must not become the CA's permanent URL.
-func devInit(ctx context.Context, e *env, c *common, path string) error {
+// --listen applies to each run and is not written to mica.yaml. A fixed
+// --http-listen port given at this first run is: the issuing CA's CRL and
+// caIssuers URLs are written into its certificate now, so the CA must keep
+// answering there. A random port (":0") is not kept; the default stays.
+func devInit(ctx context.Context, e *env, c *common, path, httpListen string) error {
 	dataDir, err := filepath.Abs(c.data)
 	if err != nil {
 		return err
@@ -94,6 +123,9 @@ func devInit(ctx context.Context, e *env, c *common, path string) error {
 	cfg := config.Default(dataDir)
 	cfg.Keys.SecretFile = pass
 	cfg.CA.Organization = "MICA development CA"
+	if _, port, err := net.SplitHostPort(httpListen); err == nil && port != "0" && port != "" {
+		cfg.Server.HTTPListen = httpListen
+	}
 	fmt.Fprintf(e.stderr, "mica dev: initialising a development CA in %s\n", dataDir)
 	_, err = initialise(ctx, e, cfg, path, c.logger(nil, false))
 	return err
@@ -108,46 +140,4 @@ func warnSoftware(e *env) {
   ***********************************************************************
 
 `)
-}
-
-// printBanner tells the developer where everything is: the root to trust,
-// its fingerprint to check, and every URL that answers.
-func printBanner(e *env, r *running) {
-	w := e.stdout
-	g := r.engine
-	root := g.ca.Root()
-	rootPath := filepath.Join(r.cfg.DataDir, rootPEM)
-	https := "https://" + r.httpsAddr.String()
-	plain := "http://" + r.httpAddr.String()
-	fmt.Fprintf(w, "MICA development CA is running.\n\n")
-	fmt.Fprintf(w, "Root certificate: %s\n", rootPath)
-	fmt.Fprintf(w, "Root SHA-256 fingerprint: %s\n", fingerprint(root.Raw))
-	fmt.Fprintf(w, "Issuing CA: %s (id %s)\n\n", g.ca.Chain()[0].Subject.String(), g.ca.IssuerID())
-	fmt.Fprintf(w, "HTTPS  %s/\n", https)
-	fmt.Fprintf(w, "       %s/healthz\n", https)
-	fmt.Fprintf(w, "       %s/metrics\n", https)
-	fmt.Fprintf(w, "HTTP   %s/\n", plain)
-	fmt.Fprintf(w, "       %s/healthz\n", plain)
-	fmt.Fprintf(w, "       %s/metrics\n", plain)
-	if issuers, err := g.store.Issuers(context.Background()); err == nil {
-		for _, is := range issuers {
-			fmt.Fprintf(w, "       %s/ca/%s.crt\n", plain, is.ID)
-		}
-	}
-	for _, m := range r.mounts {
-		if d, ok := m.(server.Describer); ok {
-			for _, line := range d.Describe(https, plain) {
-				fmt.Fprintf(w, "       %s\n", line)
-			}
-		}
-	}
-	fmt.Fprintf(w, "\nURLs written into certificates (CRL and OCSP are served once the revocation front end is mounted):\n")
-	fmt.Fprintf(w, "  CRL        %s%s.crl\n", r.urls.CRLBase, g.ca.IssuerID())
-	fmt.Fprintf(w, "  OCSP       %s\n", r.urls.OCSP)
-	fmt.Fprintf(w, "  caIssuers  %s%s.crt\n", r.urls.CAIssuersBase, g.ca.IssuerID())
-	fmt.Fprintf(w, "\nTry: curl --cacert %s %s/healthz\n", rootPath, https)
-	fmt.Fprintf(w, "     mica cert issue --data %s --csr req.pem --profile server\n\n", r.cfg.DataDir)
-	if f, ok := w.(interface{ Sync() error }); ok {
-		_ = f.Sync()
-	}
 }

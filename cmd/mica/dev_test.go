@@ -87,7 +87,7 @@ func startDev(t *testing.T, dir string, extra ...string) *devRun {
 				t.Fatalf("mica dev exited before its banner:\n%s\nstderr:\n%s", out.String(), d.stderr)
 			}
 			out.WriteString(l + "\n")
-			if strings.HasPrefix(strings.TrimSpace(l), "mica cert issue") { // last banner line
+			if strings.TrimSpace(l) == bannerEnd {
 				d.stdout = out.String()
 				go func() {
 					for range lines {

@@ -179,6 +179,28 @@ func initialise(ctx context.Context, e *env, cfg *config.Config, path string, lo
 	if err != nil {
 		return nil, withCode(exitConfig, err)
 	}
+	// Count init's signatures (the root signs itself, the intermediate and
+	// its first CRL) like every later one: the meters hold them until the
+	// key rows exist, then flush them into those rows.
+	rawKeys := keys
+	meters := []*ca.MeteredKeys{}
+	meter := func(b hsm.Backend) (hsm.Backend, error) {
+		m, err := ca.NewMeteredKeys(ctx, b, store, ca.MeterOptions{FlushEvery: -1, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		meters = append(meters, m)
+		return m, nil
+	}
+	sameBackend := rootKeys == keys
+	if keys, err = meter(keys); err != nil {
+		return nil, err
+	}
+	if sameBackend {
+		rootKeys = keys
+	} else if rootKeys, err = meter(rootKeys); err != nil {
+		return nil, err
+	}
 	res, err := ca.Init(ctx, ca.InitOptions{
 		Store:           store,
 		RootKeys:        rootKeys,
@@ -192,6 +214,7 @@ func initialise(ctx context.Context, e *env, cfg *config.Config, path string, lo
 		RootID:          cfg.CA.RootID,
 		IssuingID:       cfg.CA.IssuingID,
 		OfflineRoot:     cfg.CA.OfflineRoot,
+		RootCRLValidity: rootCRLValidity(cfg),
 		URLs:            cfg.EffectiveURLs(),
 		Actor:           actor(),
 		Source:          source(),
@@ -199,6 +222,14 @@ func initialise(ctx context.Context, e *env, cfg *config.Config, path string, lo
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := syncAllKeys(ctx, store, rawKeys, cfg, os.Getenv, ca.Actor{Name: actor(), Protocol: "cli", Source: source()}); err != nil {
+		return nil, err
+	}
+	for _, m := range meters {
+		if err := m.Flush(ctx); err != nil {
+			return nil, err
+		}
 	}
 
 	files := map[string][]*x509.Certificate{
@@ -319,4 +350,16 @@ Before the issuing CA expires (or to rotate it), on an offline machine:
 	}
 	fmt.Fprintf(w, "%s\n(written to %s)\n\n", text, path)
 	return nil
+}
+
+// rootCRLValidity is how long the root CRL signed at init lasts. The
+// server re-signs it only when its own key backend holds the root key;
+// a root in a separate backend (keys.root_backend, offline or not) is
+// re-signed at a ceremony (ca sign-intermediate --crl-out), so its CRL
+// must last until then.
+func rootCRLValidity(cfg *config.Config) time.Duration {
+	if cfg.CA.OfflineRoot || cfg.Keys.RootBackend != "" {
+		return ca.DefaultOfflineRootCRLValidity
+	}
+	return 0 // the default: crl_validity, refreshed by the revocation worker
 }

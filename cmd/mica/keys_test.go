@@ -73,11 +73,14 @@ func testKeysRotateOnline(t *testing.T, c *tca) {
 		_ = i
 	}
 	ks := c.keys()
-	if k := ks["issuing"]; k.Signatures != 2*n || k.Class != "issuing" || k.Status != "active" || k.DueIn == "" {
-		t.Errorf("issuing key after %d issuances = %+v, want %d signatures, active, rotation due", n, k, 2*n)
+	// init: the issuing key signed its CSR; the root its own certificate,
+	// the issuing CA's and its first CRL. Then two per issuance
+	// (certificate and OCSP).
+	if k := ks["issuing"]; k.Signatures != 2*n+1 || k.Class != "issuing" || k.Status != "active" || k.DueIn == "" {
+		t.Errorf("issuing key after %d issuances = %+v, want %d signatures, active, rotation due", n, k, 2*n+1)
 	}
-	if k := ks["root"]; k.Class != "root" || k.Signatures != 0 {
-		t.Errorf("root key = %+v", k)
+	if k := ks["root"]; k.Class != "root" || k.Signatures != 3 {
+		t.Errorf("root key = %+v, want 3 signatures from init", k)
 	}
 
 	out := c.must(c.data("ca", "rotate", "--id", "issuing-2")...).stdout
@@ -105,10 +108,10 @@ func testKeysRotateOnline(t *testing.T, c *tca) {
 	}
 	ks = c.keys()
 	// issuing-2: its own CSR (proof of possession) + certificate + OCSP;
-	// root: the new CA certificate.
-	if ks["issuing-2"].Signatures != 3 || ks["issuing"].Signatures != 2*n || ks["root"].Signatures != 1 {
-		t.Errorf("signature counts after rotation: issuing=%d issuing-2=%d root=%d, want %d, 3, 1",
-			ks["issuing"].Signatures, ks["issuing-2"].Signatures, ks["root"].Signatures, 2*n)
+	// root: init's 3 + the new CA certificate.
+	if ks["issuing-2"].Signatures != 3 || ks["issuing"].Signatures != 2*n+1 || ks["root"].Signatures != 4 {
+		t.Errorf("signature counts after rotation: issuing=%d issuing-2=%d root=%d, want %d, 3, 4",
+			ks["issuing"].Signatures, ks["issuing-2"].Signatures, ks["root"].Signatures, 2*n+1)
 	}
 	wantExit(t, c.run(c.data("keys", "retire", "issuing")...), exitRefused, "unexpired certificates")
 	wantExit(t, c.run(c.data("keys", "destroy", "issuing", "--confirm")...), exitRefused, "retire it")

@@ -87,7 +87,7 @@ func runKeysList(ctx context.Context, e *env, args []string) error {
 	for i, k := range keys {
 		views[i] = keyView{Key: k}
 		if k.RotationDue != nil && (k.Status == inventory.KeyActive || k.Status == inventory.KeyPreActivation) {
-			views[i].DueIn = k.RotationDue.Sub(now).Round(time.Hour).String()
+			views[i].DueIn = ca.HumanDuration(k.RotationDue.Sub(now).Round(time.Hour))
 		}
 	}
 	if *asJSON {

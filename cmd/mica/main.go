@@ -50,6 +50,7 @@ var commands = []command{
 	{"ca rotate", "create a new issuing CA key and certificate (--csr-out for an offline root)", runCARotate},
 	{"ca sign-intermediate", "on the offline root's machine: sign a CSR from 'ca rotate --csr-out'", runCASignIntermediate},
 	{"ca import", "import the issuing CA certificate the offline root signed", runCAImport},
+	{"ca import-crl", "store a root CRL the offline root signed ('ca sign-intermediate --crl-out')", runCAImportCRL},
 	{"user create", "create a web UI user with a role (password from a file, env or stdin)", runUserCreate},
 	{"user add", "same as 'user create' (NAME --role R --password-file F, for scripts)", runUserCreate},
 	{"token create", "create an admin API bearer token for a role (shown once, last line)", runTokenCreate},
@@ -74,6 +75,9 @@ type env struct {
 	stdout, stderr io.Writer
 	argv           []string
 	getenv         func(string) string
+	// dev is set by `mica dev`: a throw-away CA on a laptop, where
+	// production nags (backup overdue) are noise.
+	dev bool
 }
 
 func main() {
@@ -100,12 +104,45 @@ func run(ctx context.Context, e *env, args []string) int {
 	case "-version", "--version":
 		args = []string{"version"}
 	}
+	global, args, err := globalFlags(args)
+	if err != nil {
+		return report(e, err, false)
+	}
+	if len(args) == 0 {
+		return report(e, usageErrorf("no command given after %s; see 'mica help'", strings.Join(global, " ")), false)
+	}
 	cmd, rest, ok := lookup(args)
 	if !ok {
 		return report(e, usageErrorf("unknown command %q; see 'mica help'", strings.Join(args[:min(2, len(args))], " ")), false)
 	}
-	err := cmd.run(ctx, e, rest)
+	rest = append(global, rest...)
+	err = cmd.run(ctx, e, rest)
 	return report(e, err, debugRequested(rest))
+}
+
+// globalFlags takes the flags every command accepts (--data, --config,
+// --debug; see newFlags) off the front of args, so `mica --data X cert
+// list` works like `mica cert list --data X`. Any other flag before the
+// command is an error that says where it goes.
+func globalFlags(args []string) (global, rest []string, err error) {
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-" {
+		a := args[0]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case name == "debug":
+			global, args = append(global, a), args[1:]
+		case (name == "data" || name == "config") && hasValue:
+			global, args = append(global, a), args[1:]
+		case name == "data" || name == "config":
+			if len(args) < 2 {
+				return nil, nil, usageErrorf("%s needs a value", a)
+			}
+			global, args = append(global, a, args[1]), args[2:]
+		default:
+			return nil, nil, usageErrorf("%s goes after the command: mica COMMAND [flags] (only --data, --config and --debug may come first); see 'mica help'", a)
+		}
+	}
+	return global, args, nil
 }
 
 // lookup finds the longest command name that prefixes args.

@@ -142,7 +142,7 @@ func onlineRootSigner(ctx context.Context, e *env, cfg *config.Config, st *inven
 // directory, only the root backend, its secret, the root certificate and
 // the CSR.
 func runCASignIntermediate(ctx context.Context, e *env, args []string) error {
-	c := newFlags(e, "ca sign-intermediate", "--root-backend URI --root-cert FILE --csr FILE --out FILE [flags]")
+	c := newFlags(e, "ca sign-intermediate", "--root-backend URI --root-cert FILE (--csr FILE --out FILE | --crl-out FILE) [flags]")
 	rootBackend := c.fs.String("root-backend", "", "root key backend `URI` (softkms:dir=/media/offline-root or pkcs11:…)")
 	rootKey := c.fs.String("root-key", "", "root key `URI` in that backend (default softkms:name=ROOT-ID)")
 	rootCertFile := c.fs.String("root-cert", "", "root certificate `FILE` (PEM)")
@@ -155,13 +155,19 @@ func runCASignIntermediate(ctx context.Context, e *env, args []string) error {
 	at := c.fs.String("at", "", "start of the certificate (and of issuance with it) `TIME`, RFC 3339 (default now)")
 	crlBase := c.fs.String("crl-base", "", "`URL` base of the root's CRL (as urls.crl_base)")
 	caIssuersBase := c.fs.String("ca-issuers-base", "", "`URL` base of the root's certificate (as urls.ca_issuers_base)")
+	crlOut := c.fs.String("crl-out", "", "also sign a fresh root CRL into `FILE` (DER) for 'mica ca import-crl'")
+	crlValidity := c.fs.String("crl-validity", "1y", "`DURATION` of that CRL: until the next ceremony")
 	if pos, err := c.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageErrorf("ca sign-intermediate takes no arguments, got %q", pos)
 	}
-	if *rootBackend == "" || *rootCertFile == "" || *csrFile == "" || *out == "" {
-		return usageErrorf("ca sign-intermediate needs --root-backend, --root-cert, --csr and --out")
+	if *rootBackend == "" || *rootCertFile == "" || (*csrFile == "") != (*out == "") || (*csrFile == "" && *crlOut == "") {
+		return usageErrorf("ca sign-intermediate needs --root-backend, --root-cert, and --csr with --out, or --crl-out, or both")
+	}
+	crlLife, err := config.ParseDuration(*crlValidity)
+	if err != nil || crlLife <= 0 {
+		return usageErrorf("--crl-validity %q: want a positive duration such as 1y or 90d", *crlValidity)
 	}
 	certPEM, err := os.ReadFile(*rootCertFile)
 	if err != nil {
@@ -175,9 +181,11 @@ func runCASignIntermediate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usageErrorf("--root-cert: %v", err)
 	}
-	csr, err := os.ReadFile(*csrFile)
-	if err != nil {
-		return usageErrorf("--csr: %v", err)
+	var csr []byte
+	if *csrFile != "" {
+		if csr, err = os.ReadFile(*csrFile); err != nil {
+			return usageErrorf("--csr: %v", err)
+		}
 	}
 	keyURI := *rootKey
 	if keyURI == "" {
@@ -217,6 +225,24 @@ func runCASignIntermediate(ctx context.Context, e *env, args []string) error {
 	signer, err := b.Signer(ctx, keyURI)
 	if err != nil {
 		return &cliError{code: exitUnavailable, msg: "cannot open the root key " + keyURI + ": " + err.Error(), err: err}
+	}
+	if *crlOut != "" {
+		// No store here to draw a CRL number from: the signing time in
+		// seconds grows from one ceremony to the next, and is far above
+		// the small numbers init's CRL took from the store.
+		now := time.Now()
+		der, err := ca.SignRootCRL(rootCert, signer, now.Unix(), now, crlLife)
+		if err != nil {
+			return err
+		}
+		if err := config.WriteFileAtomic(*crlOut, der, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "signed the CRL of %s (valid until %s); next: 'mica ca import-crl %s' on the online CA\n",
+			rootCert.Subject.CommonName, now.Add(crlLife).UTC().Format(time.RFC3339), *crlOut)
+	}
+	if csr == nil {
+		return nil
 	}
 	cert, err := ca.SignIntermediate(ctx, signer, rootCert, csr, opts)
 	if err != nil {
@@ -267,4 +293,60 @@ func runCAImport(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "issuing CA %s imported (signed by %s); new issuance switches to it at %s\n",
 		res.Issuer.ID, res.Issuer.ParentID, res.Cert.NotBefore.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// runCAImportCRL stores a CRL the offline root signed in a ceremony
+// ('ca sign-intermediate --crl-out'), so /crl/{root}.crl serves it. The
+// CRL must verify with an issuer's certificate in the store and be newer
+// than the CRL it replaces.
+func runCAImportCRL(ctx context.Context, e *env, args []string) error {
+	c := newFlags(e, "ca import-crl", "FILE")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErrorf("ca import-crl takes one CRL FILE (DER or PEM)")
+	}
+	der, err := os.ReadFile(pos[0])
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	if blk, _ := pem.Decode(der); blk != nil {
+		der = blk.Bytes
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return usageErrorf("%s is not a CRL: %v", pos[0], err)
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	c.logger(cfg, false)
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	issuers, err := st.Issuers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, is := range issuers {
+		cert, err := x509.ParseCertificate(is.DER)
+		if err != nil || crl.CheckSignatureFrom(cert) != nil {
+			continue
+		}
+		stored, err := ca.ImportCRL(ctx, st, is.ID, cert, der)
+		if err != nil {
+			return err
+		}
+		if !stored {
+			return &cliError{code: exitConfig, msg: fmt.Sprintf("the CRL of %s is not newer than the one stored (CRL number %s): nothing changed", is.ID, crl.Number)}
+		}
+		fmt.Fprintf(e.stdout, "CRL of %s stored (number %s, valid until %s)\n", is.ID, crl.Number, crl.NextUpdate.UTC().Format(time.RFC3339))
+		return nil
+	}
+	return &cliError{code: exitConfig, msg: pos[0] + " is not signed by any issuer of this CA"}
 }

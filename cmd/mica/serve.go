@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,12 +85,12 @@ type running struct {
 func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, announce func(*running)) error {
 	httpsLn, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
-		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("cannot listen on %s (server.listen)", cfg.Server.Listen), err: err}
+		return listenError(cfg.Server.Listen, "--listen", "server.listen", err)
 	}
 	defer httpsLn.Close()
 	httpLn, err := net.Listen("tcp", cfg.Server.HTTPListen)
 	if err != nil {
-		return &cliError{code: exitUnavailable, msg: fmt.Sprintf("cannot listen on %s (server.http_listen)", cfg.Server.HTTPListen), err: err}
+		return listenError(cfg.Server.HTTPListen, "--http-listen", "server.http_listen", err)
 	}
 	defer httpLn.Close()
 	pinPort(&cfg.Server.Listen, httpsLn.Addr())
@@ -176,6 +179,28 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 		return &cliError{code: exitUnavailable, msg: "server stopped with an error", err: err}
 	}
 	return nil
+}
+
+// listenError says why a listener could not be bound, in the operating
+// system's words ("address already in use"), and which flag or setting
+// picks another address.
+func listenError(addr, flagName, key string, err error) error {
+	cause := err.Error()
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		cause = se.Err.Error()
+	}
+	hint := ""
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		hint = " (another program, or another mica, holds the port)"
+	case errors.Is(err, syscall.EACCES):
+		hint = " (ports below 1024 need privileges)"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		hint = " (no interface of this machine has that address)"
+	}
+	return &cliError{code: exitUnavailable, err: err,
+		msg: fmt.Sprintf("cannot listen on %s: %s%s; choose another address with %s HOST:PORT or %s in mica.yaml", addr, cause, hint, flagName, key)}
 }
 
 // pinPort replaces a ":0" port in a configured address with the port the
