@@ -30,6 +30,15 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Go-installed clients, pinned: Caddy (ACME client test of the dev recipes).
+# GOBIN goes first on PATH so the tests find what was installed here.
+gobin="$(go env GOBIN)"; gobin="${gobin:-$(go env GOPATH)/bin}"
+export PATH="$gobin:$PATH"
+if ! go version -m "$(command -v caddy || echo /nonexistent)" 2>/dev/null | grep -q 'caddyserver/caddy/v2[[:space:]]*v2\.11\.9'; then
+  echo "test.sh: installing caddy v2.11.9" >&2
+  CGO_ENABLED=0 go install github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9
+fi
+
 # Tests needing an external tool must run, not skip, whenever this script
 # runs them: a missing tool fails its test (internal/testtool). PostgreSQL
 # is required when a server is configured (.ci/run always configures one);
@@ -38,7 +47,7 @@ if [ -n "${MICA_TEST_POSTGRES_DSN:-}" ]; then
   export MICA_REQUIRE_TOOLS=1
 else
   echo "test.sh: MICA_TEST_POSTGRES_DSN is not set: the PostgreSQL cases will be SKIPPED (CI runs them)" >&2
-  export MICA_REQUIRE_TOOLS=openssl,curl,certbot,lego,chromium,softhsm2,pkcs11-tool,go
+  export MICA_REQUIRE_TOOLS=openssl,curl,certbot,lego,caddy,chromium,softhsm2,pkcs11-tool,go
 fi
 export MICA_REQUIRE_SOFTHSM=1
 export MICA_REQUIRE_ACME_CLIENTS=1
