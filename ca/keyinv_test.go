@@ -182,3 +182,56 @@ func TestResponderKeysRegistered(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncKeysAppliesPolicyChange: keys registered under one policy move
+// to a changed cryptoperiod at the next sync (init registers the CA keys
+// before mica.yaml is edited), with a key.policy event; retired keys keep
+// the period they were used under.
+func TestSyncKeysAppliesPolicyChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := inventorytest.SQLite(t)
+	uri, pass := hsmtest.SoftKMS(t)
+	b, err := hsm.Open(ctx, hsm.Config{URI: uri, Secret: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if _, err := Init(ctx, InitOptions{Store: st, Keys: b, Actor: "test", Logger: discardLogger()}); err != nil {
+		t.Fatal(err)
+	}
+	who := Actor{Name: "test"}
+	year := KeyPolicy{Cryptoperiods: map[string]time.Duration{KeyClassRoot: 3650 * day, KeyClassIssuing: 365 * day}}
+	if _, err := SyncKeys(ctx, st, b, year, who); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutKey(ctx, &inventory.Key{ID: "old-issuing", Class: KeyClassIssuing, Backend: "softkms", Algorithm: "EC-P256",
+		Status: inventory.KeyRetired, Cryptoperiod: 365 * day}, inventory.Event{Actor: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	short := KeyPolicy{Cryptoperiods: map[string]time.Duration{KeyClassRoot: 3650 * day, KeyClassIssuing: time.Second}}
+	keys, err := SyncKeys(ctx, st, b, short, who)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		switch {
+		case k.ID == "old-issuing":
+			if k.Cryptoperiod != 365*day {
+				t.Errorf("retired key cryptoperiod = %s, want it kept at 365d", k.Cryptoperiod)
+			}
+		case k.Class == KeyClassIssuing:
+			if k.Cryptoperiod != time.Second || k.RotationDue == nil || !k.RotationDue.Equal(k.ActivateAt.Add(time.Second)) {
+				t.Errorf("issuing key after a policy change = period %s due %v, want 1s after %v", k.Cryptoperiod, k.RotationDue, k.ActivateAt)
+			}
+		case k.Class == KeyClassRoot:
+			if k.Cryptoperiod != 3650*day {
+				t.Errorf("root key cryptoperiod = %s, want unchanged 3650d", k.Cryptoperiod)
+			}
+		}
+	}
+	evs, err := st.Events(ctx, inventory.EventFilter{Action: "key.policy"})
+	if err != nil || len(evs) != 1 {
+		t.Errorf("key.policy events = %d, %v; want 1 (the issuing key only)", len(evs), err)
+	}
+}

@@ -34,6 +34,9 @@ type KeyStore interface {
 	PutKey(ctx context.Context, k *inventory.Key, ev inventory.Event) error
 	SetKeyStatus(ctx context.Context, id, status string, ev inventory.Event) error
 	IssuerDuty(ctx context.Context, issuerID string) (time.Time, error)
+	// SetKeyCryptoperiod sets a key's cryptoperiod and rotation due date
+	// (activation + period) with ev, atomically. Errors: not found.
+	SetKeyCryptoperiod(ctx context.Context, id string, period time.Duration, ev inventory.Event) error
 }
 
 // KeyPolicy is the cryptoperiod policy (NIST SP 800-57 Part 1 §5.3): how
@@ -159,10 +162,37 @@ func SyncKeys(ctx context.Context, st KeyStore, b hsm.Backend, pol KeyPolicy, wh
 	if err != nil {
 		return nil, err
 	}
-	if !added && !more {
+	changed, err := applyCryptoperiods(ctx, st, have, pol, who)
+	if err != nil {
+		return nil, err
+	}
+	if !added && !more && !changed {
 		return have, nil
 	}
 	return st.Keys(ctx)
+}
+
+// applyCryptoperiods brings the keys registered under an older policy to
+// the current one: a shortened cryptoperiod in mica.yaml must move the
+// rotation due date of keys that already exist, not only of new ones.
+// Delegated OCSP responder keys keep theirs (half their certificate's
+// life, set when they are made); retired and destroyed keys keep the
+// period they were used under.
+func applyCryptoperiods(ctx context.Context, st KeyStore, have []inventory.Key, pol KeyPolicy, who Actor) (bool, error) {
+	changed := false
+	for _, k := range have {
+		period, ok := pol.Cryptoperiods[k.Class]
+		if !ok || k.Class == KeyClassOCSPResponder || period == k.Cryptoperiod ||
+			(k.Status != inventory.KeyActive && k.Status != inventory.KeyPreActivation) {
+			continue
+		}
+		ev := who.event("key.policy", "key:"+k.ID, map[string]any{"cryptoperiod_old": HumanDuration(k.Cryptoperiod), "cryptoperiod": HumanDuration(period)})
+		if err := st.SetKeyCryptoperiod(ctx, k.ID, period, ev); err != nil {
+			return changed, Wrap(ErrUnavailable, err, "updating the cryptoperiod of key "+k.ID)
+		}
+		changed = true
+	}
+	return changed, nil
 }
 
 // RetireIssuers retires every issuing CA that has been superseded (a newer

@@ -1,6 +1,9 @@
 package enroll
 
-import "net/http"
+import (
+	"net/http"
+	"strconv"
+)
 
 // DenialRecorder counts an unauthenticated refusal without writing an
 // audit event for it (inventory/denials.Summariser writes one summary per
@@ -10,9 +13,12 @@ type DenialRecorder interface {
 }
 
 // summarised counts a refusal of a caller that did not authenticate — 401
-// (bad or missing credentials), or 429 before authentication — when a
+// (bad or missing credentials), or any other 4xx answered before the
+// caller authenticated (a malformed body, a wrong content type, a rate
+// limit: the body is checked before the credential is spent) — when a
 // recorder is set, and reports whether it did; the caller then writes no
-// event of its own. Everything else is audited one by one as before.
+// event of its own. Refusals of an authenticated caller and server errors
+// are audited one by one as before: they name someone.
 func (s *Server) summarised(r *http.Request, op, requester string, code int) bool {
 	if s.denials == nil {
 		return false
@@ -21,10 +27,16 @@ func (s *Server) summarised(r *http.Request, op, requester string, code int) boo
 	switch {
 	case code == http.StatusUnauthorized:
 		kind = "est." + op + ".unauthorized"
-	case code == http.StatusTooManyRequests && requester == "":
-		kind = "est." + op + ".rate_limited"
-	default:
+	case requester != "" || code < 400 || code >= 500:
 		return false
+	case code == http.StatusTooManyRequests:
+		kind = "est." + op + ".rate_limited"
+	case code == http.StatusBadRequest:
+		kind = "est." + op + ".malformed"
+	case code == http.StatusUnsupportedMediaType:
+		kind = "est." + op + ".content_type"
+	default:
+		kind = "est." + op + ".status_" + strconv.Itoa(code)
 	}
 	s.denials.Record("est", s.sourceAddr(r), kind)
 	return true

@@ -283,6 +283,40 @@ func (s *Store) SetKeyStatus(ctx context.Context, id, status string, ev Event) e
 	})
 }
 
+// SetKeyCryptoperiod sets a key's cryptoperiod and, from it, its
+// rotation due date (activation + period; none for 0), writing ev in the
+// same transaction. A policy change in mica.yaml reaches keys registered
+// under the old policy through it. Errors: ErrNotFound, ErrInvalid for a
+// negative period. Safe for concurrent use: the last writer wins, and
+// every writer computes the same value from the same policy.
+func (s *Store) SetKeyCryptoperiod(ctx context.Context, id string, period time.Duration, ev Event) error {
+	if period < 0 {
+		return fmt.Errorf("%w: key %s: negative cryptoperiod", ErrInvalid, id)
+	}
+	defaultEvent(&ev, "key.policy", "key:"+id)
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var r keyRow
+		err := tx.GetContext(ctx, &r, s.q(`SELECT `+keyColumns+` FROM keys WHERE id = ?`), id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: key %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return fmt.Errorf("inventory: read key %s: %w", id, err)
+		}
+		k := r.key()
+		var due *time.Time
+		if period > 0 {
+			d := normTime(k.ActivateAt.Add(period))
+			due = &d
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET cryptoperiod_seconds = ?, rotation_due_at = ? WHERE id = ?`),
+			int64(period/time.Second), s.nullTimeArg(due), id); err != nil {
+			return fmt.Errorf("inventory: update key %s: %w", id, err)
+		}
+		return s.appendEventTx(ctx, tx, &ev)
+	})
+}
+
 // IssuerDuty reports how long an issuer still owes relying parties CRLs
 // and OCSP: the latest not_after of any certificate it signed (revoked ones
 // included: their revocation must stay visible until they expire), or the

@@ -29,7 +29,8 @@ import (
 )
 
 // TestDenialFloodIsSummarised drives a real `mica serve` over HTTPS with
-// 10,000 bad bearer tokens, 10,000 bad EST credentials and 10,000 JWSs
+// 10,000 bad bearer tokens, 10,000 bad EST credentials (and 1,000
+// malformed EST bodies) and 10,000 JWSs
 // that do not verify. The audit log gains a bounded number of events —
 // one summary per protocol, source and minute — whose counts are exact,
 // the auth-failure alert count sees all 30,000, and EST issuance still
@@ -89,7 +90,9 @@ func TestDenialFloodIsSummarised(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	flood := func(name string, want int, send func() (int, string)) {
+	var floodN func(name string, n, want int, send func() (int, string))
+	flood := func(name string, want int, send func() (int, string)) { floodN(name, n, want, send) }
+	floodN = func(name string, n, want int, send func() (int, string)) {
 		var wg sync.WaitGroup
 		var once sync.Once
 		for w := range 16 {
@@ -121,7 +124,16 @@ func TestDenialFloodIsSummarised(t *testing.T) {
 	flood("bad bearer", http.StatusUnauthorized, func() (int, string) {
 		return do("GET", r.https+"api/v1/certificates", "", nil, map[string]string{"Authorization": "Bearer not-a-token"})
 	})
+	floodKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	floodCSR, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "flood.test"}, DNSNames: []string{"flood.test"}}, floodKey)
 	flood("bad EST credentials", http.StatusUnauthorized, func() (int, string) {
+		return do("POST", r.https+".well-known/est/simpleenroll", "application/pkcs10", []byte(base64.StdEncoding.EncodeToString(floodCSR)),
+			map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":wrong-"+pass))})
+	})
+	// A malformed body is refused before any credential is looked at, so
+	// it is an unauthenticated refusal too: summarised, not one event each.
+	malformed := n / 10
+	floodN("malformed EST bodies", malformed, http.StatusBadRequest, func() (int, string) {
 		return do("POST", r.https+".well-known/est/simpleenroll", "application/pkcs10", []byte("MIIB"),
 			map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":wrong-"+pass))})
 	})
@@ -189,10 +201,11 @@ func TestDenialFloodIsSummarised(t *testing.T) {
 			kinds[k] += v
 		}
 	}
-	if total["api"] != n || total["est"] != n || total["acme"] != n {
-		t.Errorf("summarised counts per protocol = %v, want %d each", total, n)
+	if total["api"] != n || total["est"] != int64(n+malformed) || total["acme"] != n {
+		t.Errorf("summarised counts per protocol = %v, want %d each (est %d)", total, n, n+malformed)
 	}
-	if kinds["api.bearer"] != n || kinds["acme.jws.malformed"] != n || kinds["est.simpleenroll.unauthorized"] != n {
+	if kinds["api.bearer"] != n || kinds["acme.jws.malformed"] != n || kinds["est.simpleenroll.unauthorized"] != n ||
+		kinds["est.simpleenroll.malformed"] != int64(malformed) {
 		t.Errorf("summarised kinds = %v", kinds)
 	}
 	// The auth-failure alert reads the summaries' counts.

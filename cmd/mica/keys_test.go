@@ -328,7 +328,7 @@ func TestReportComplianceWeakConfig(t *testing.T) {
 				}
 			}
 			if cp := byID["cryptoperiods"]; cp.Result != "fail" || !slices.Contains(cp.Controls, "NIST SP 800-57 Pt1 §5.3") {
-				t.Errorf("cryptoperiods = %+v, want the short policy flagged", cp)
+				t.Errorf("cryptoperiods = %+v, want the short policy flagged\n%s", cp, out)
 			}
 
 			page := c.must(c.data("report", "compliance", "--format", "html")...).stdout
