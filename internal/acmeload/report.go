@@ -80,16 +80,21 @@ func Table(recs []Record, baseline string) string {
 	if len(base) == 0 {
 		return b.String()
 	}
-	fmt.Fprintf(&b, "\nRatios to %s at the same client count (orders/s: above 1 is faster; CPU/order, server plus PostgreSQL backends: below 1 is cheaper):\n\n", baseline)
-	b.WriteString("| server | clients | orders/s ratio | CPU/order ratio | p99 ratio |\n|---|--:|--:|--:|--:|\n")
+	var rows strings.Builder
 	for _, r := range recs {
 		s, ok := base[r.Clients]
 		if r.Server == baseline || !ok {
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", r.Server, r.Clients,
+		fmt.Fprintf(&rows, "| %s | %d | %s | %s | %s |\n", r.Server, r.Clients,
 			ratio(r.OrdersPerS, s.OrdersPerS), ratio(r.CPUMsPerOrd+r.DBMsPerOrd, s.CPUMsPerOrd+s.DBMsPerOrd), ratio(r.P99ms, s.P99ms))
 	}
+	if rows.Len() == 0 {
+		return b.String()
+	}
+	fmt.Fprintf(&b, "\nRatios to %s at the same client count (orders/s: above 1 is faster; CPU/order, server plus PostgreSQL backends: below 1 is cheaper):\n\n", baseline)
+	b.WriteString("| server | clients | orders/s ratio | CPU/order ratio | p99 ratio |\n|---|--:|--:|--:|--:|\n")
+	b.WriteString(rows.String())
 	return b.String()
 }
 

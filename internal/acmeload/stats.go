@@ -3,11 +3,13 @@ package acmeload
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -149,4 +151,62 @@ func CPUDelta(before, after map[int]time.Duration) time.Duration {
 		d += a - before[pid]
 	}
 	return d
+}
+
+// PostgresSampler follows the CPU of a database's backends while a run
+// goes on. A backend that exits takes its CPU time out of /proc, and a
+// pool that closes idle connections (MICA keeps 8 idle on PostgreSQL)
+// churns backends under load; sampling every interval keeps all but the
+// last interval of each one's time. Backends that start and exit within
+// one interval are missed, so the figure is a lower bound.
+type PostgresSampler struct {
+	proc, db string
+	mu       sync.Mutex
+	first    map[int]time.Duration // at Start, for backends alive then
+	last     map[int]time.Duration // latest reading of every backend seen
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// StartPostgresSampler takes a first reading and samples every interval
+// until Stop.
+func StartPostgresSampler(proc, db string, interval time.Duration) *PostgresSampler {
+	s := &PostgresSampler{proc: proc, db: db, last: map[int]time.Duration{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s.first, _ = PostgresCPU(proc, db)
+	maps.Copy(s.last, s.first)
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.sample()
+			}
+		}
+	}()
+	return s
+}
+
+func (s *PostgresSampler) sample() {
+	m, err := PostgresCPU(s.proc, s.db)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	maps.Copy(s.last, m)
+}
+
+// Stop takes a last reading and returns the CPU the backends used since
+// the sampler started.
+func (s *PostgresSampler) Stop() time.Duration {
+	close(s.stop)
+	<-s.done
+	s.sample()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return CPUDelta(s.first, s.last)
 }

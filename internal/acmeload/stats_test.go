@@ -205,6 +205,10 @@ func TestTableAndSplice(t *testing.T) {
 		t.Error("the baseline is listed against itself")
 	}
 
+	if only := Table(recs[2:], "step-ca"); strings.Contains(only, "Ratios") {
+		t.Errorf("a table of the baseline alone has a ratio section:\n%s", only)
+	}
+
 	doc := "# Performance\n\nprose before\n"
 	once := Splice(doc, "TABLE 1\n")
 	if !strings.HasPrefix(once, doc) || !strings.Contains(once, Begin+"\nTABLE 1\n"+End) {
@@ -214,5 +218,35 @@ func TestTableAndSplice(t *testing.T) {
 	if strings.Contains(twice, "TABLE 1") || !strings.Contains(twice, "TABLE 2") ||
 		!strings.HasPrefix(twice, doc) || !strings.HasSuffix(twice, End+"\nprose after\n") {
 		t.Errorf("second Splice did not replace only the generated part:\n%s", twice)
+	}
+}
+
+// TestPostgresSampler keeps the CPU of a backend that exits before the
+// run ends (the pool closed its connection), which a before/after reading
+// alone would lose.
+func TestPostgresSampler(t *testing.T) {
+	const title = "postgres: 15/main: postgres mica_bench_cd 127.0.0.1(5000) idle"
+	root := fakeProc(t, map[string][2]string{"10": {title, stat("10", "postgres", 10, 0)}})
+	s := StartPostgresSampler(root, "mica_bench_cd", 5*time.Millisecond)
+	write := func(pid string, ticks int) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(root, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, pid, "cmdline"), []byte(title), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, pid, "stat"), []byte(stat(pid, "postgres", ticks, 0)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("10", 30) // 20 more ticks, then the backend exits
+	write("20", 5)  // a new backend
+	time.Sleep(100 * time.Millisecond)
+	if err := os.RemoveAll(filepath.Join(root, "10")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.Stop(), 250*time.Millisecond; got != want {
+		t.Errorf("sampled backend CPU = %v, want %v", got, want)
 	}
 }

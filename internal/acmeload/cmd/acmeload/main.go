@@ -128,10 +128,18 @@ func run(ctx context.Context, args []string) error {
 		if *warm > 0 {
 			acmeload.Run(ctx, clients[:n], *warm)
 		}
-		cpu0, db0 := sample(*pid, *pgDB)
+		var pg *acmeload.PostgresSampler
+		if *pgDB != "" {
+			pg = acmeload.StartPostgresSampler("/proc", *pgDB, 100*time.Millisecond)
+		}
+		cpu0 := serverCPU(*pid)
 		res := acmeload.Run(ctx, clients[:n], *dur)
-		cpu1, db1 := sample(*pid, *pgDB)
-		rec := acmeload.NewRecord(*server, res, cpu1.total-cpu0.total, acmeload.CPUDelta(db0, db1))
+		cpu1 := serverCPU(*pid)
+		var dbCPU time.Duration
+		if pg != nil {
+			dbCPU = pg.Stop()
+		}
+		rec := acmeload.NewRecord(*server, res, cpu1-cpu0, dbCPU)
 		if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 			rec.LoadAvg = strings.Join(strings.Fields(string(la))[:3], " ")
 		}
@@ -151,22 +159,16 @@ func run(ctx context.Context, args []string) error {
 	return nil
 }
 
-type cpuSample struct{ total time.Duration }
-
-func sample(pid int, db string) (cpuSample, map[int]time.Duration) {
-	var s cpuSample
-	if pid > 0 {
-		if c, err := acmeload.ProcCPU("/proc", pid); err == nil {
-			s.total = c
-		} else {
-			fmt.Fprintf(os.Stderr, "acmeload: reading CPU of pid %d: %v\n", pid, err)
-		}
+// serverCPU is the CPU time the server process has used so far.
+func serverCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
 	}
-	var dbm map[int]time.Duration
-	if db != "" {
-		dbm, _ = acmeload.PostgresCPU("/proc", db)
+	c, err := acmeload.ProcCPU("/proc", pid)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "acmeload: reading CPU of pid %d: %v\n", pid, err)
 	}
-	return s, dbm
+	return c
 }
 
 func report(args []string) error {
