@@ -116,15 +116,17 @@ bench_mica() {
 	stop "$mica_pid"
 }
 
+# step_tools installs step-ca and step if missing; it runs as an if
+# condition, where set -e is off, hence the explicit returns.
 step_tools() {
 	export PATH=$TOOLS:$PATH
 	if ! command -v step-ca >/dev/null; then
 		echo "bench-acme: installing step-ca $STEPCA_VERSION into $TOOLS" >&2
-		CGO_ENABLED=0 GOBIN=$TOOLS go install "github.com/smallstep/certificates/cmd/step-ca@$STEPCA_VERSION"
+		CGO_ENABLED=0 GOBIN=$TOOLS go install "github.com/smallstep/certificates/cmd/step-ca@$STEPCA_VERSION" || return 1
 	fi
 	if ! command -v step >/dev/null; then
 		echo "bench-acme: installing step $STEP_VERSION into $TOOLS" >&2
-		GOBIN=$TOOLS go install "github.com/smallstep/cli/cmd/step@$STEP_VERSION"
+		GOBIN=$TOOLS go install "github.com/smallstep/cli/cmd/step@$STEP_VERSION" || return 1
 	fi
 }
 
