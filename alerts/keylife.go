@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mica-pki/mica/internal/humantime"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -62,9 +63,9 @@ func (e *Engine) keyRotationDue(ctx context.Context, now time.Time) ([]Item, err
 			continue
 		}
 		due := k.RotationDue.UTC()
-		detail := fmt.Sprintf("%s key rotation due %s (in %s)", k.Class, due.Format(time.RFC3339), due.Sub(now).Round(time.Minute))
+		detail := fmt.Sprintf("%s key rotation due %s (in %s)", k.Class, due.Format(time.RFC3339), humantime.Format(due.Sub(now).Round(time.Minute)))
 		if !due.After(now) {
-			detail = fmt.Sprintf("%s key rotation overdue since %s (%s ago)", k.Class, due.Format(time.RFC3339), now.Sub(due).Round(time.Minute))
+			detail = fmt.Sprintf("%s key rotation overdue since %s (%s ago)", k.Class, due.Format(time.RFC3339), humantime.Format(now.Sub(due).Round(time.Minute)))
 		}
 		out = append(out, Item{Subject: "key:" + k.ID + "@" + due.Format(time.RFC3339), KeyID: k.ID, IssuerID: k.IssuerID,
 			Due: due, Detail: detail})
