@@ -53,8 +53,8 @@ func libestTakes(kt hsm.KeyType) bool {
 }
 
 // Delivers says what a serverkeygen label hands out and which known
-// clients cannot take it, for the start-up log and `mica` to show. It is
-// empty when c is nil.
+// clients cannot take it, for the start-up log. It is empty when c is nil
+// or names no valid key type.
 func (c *PoolConfig) Delivers() string {
 	if c == nil {
 		return ""
