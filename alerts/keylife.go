@@ -113,10 +113,10 @@ func (e *Engine) backupOverdue(ctx context.Context, now time.Time) ([]Item, erro
 	}
 	if last.IsZero() {
 		return []Item{{Subject: "backup:never",
-			Detail: fmt.Sprintf("no backup has ever been verified (max age %s); run 'mica backup verify FILE'", maxAge)}}, nil
+			Detail: fmt.Sprintf("no backup has ever been verified (max age %s); run 'mica backup verify FILE'", humantime.Format(maxAge))}}, nil
 	}
 	last = last.UTC()
 	return []Item{{Subject: "backup:" + last.Format(time.RFC3339), Due: last.Add(maxAge),
 		Detail: fmt.Sprintf("last verified backup %s is %s old (max age %s); run 'mica backup verify FILE'",
-			last.Format(time.RFC3339), now.Sub(last).Round(time.Minute), maxAge)}}, nil
+			last.Format(time.RFC3339), humantime.Format(now.Sub(last).Round(time.Minute)), humantime.Format(maxAge))}}, nil
 }
