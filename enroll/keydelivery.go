@@ -16,10 +16,11 @@ import (
 // server-generated key only if the base64 text of the key part is at
 // least 256 characters (EST_MIN_CLIENT_PKEY_LEN; shorter parts fail as
 // "Malformed payload; data too short") and it reads the decoded key as an
-// RSA key (d2i_PrivateKey with EVP_PKEY_RSA). An EC-P256 PKCS#8 key is
-// 138 bytes, 184 base64 characters; Ed25519 is shorter still; an EC-P384
-// key is borderline on length and not RSA. An RSA-2048 PKCS#8 key is
-// about 1,200 bytes. So libest can take RSA keys only, and it refuses
+// RSA key (d2i_PrivateKey with EVP_PKEY_RSA). As PKCS#8, an EC-P256 key
+// is 138 bytes (184 base64 characters), EC-P384 185 bytes (248; 252 with
+// line breaks), Ed25519 48 bytes: all too short, and none RSA. An RSA-2048
+// key is 1,216 bytes (1,624 characters). So libest can take RSA keys
+// only, and it refuses
 // anything else only after the answer arrived, which means after MICA
 // spent the one-time token, the pooled key and a certificate.
 //

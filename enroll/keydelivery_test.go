@@ -111,3 +111,28 @@ func keyPartText(t *testing.T, ct, body string) string {
 		}
 	}
 }
+
+// TestPoolDelivers: what a label's serverkeygen says it delivers, in the
+// start-up log, names the key type and whether libest can take it.
+func TestPoolDelivers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		kt         string
+		want, deny string
+	}{
+		{"RSA-2048", "RSA-2048 keys", "not to libest"},
+		{"RSA-4096", "libest included", "not to libest"},
+		{"EC-P256", "not to libest", "libest included"},
+		{"EC-P384", "not to libest", "libest included"},
+		{"Ed25519", "not to libest", "libest included"},
+	} {
+		got := (&enroll.PoolConfig{KeyType: tc.kt}).Delivers()
+		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.deny) {
+			t.Errorf("%s delivers %q, want %q and not %q", tc.kt, got, tc.want, tc.deny)
+		}
+	}
+	var none *enroll.PoolConfig
+	if got := none.Delivers(); got != "" {
+		t.Errorf("no serverkeygen delivers %q", got)
+	}
+}
