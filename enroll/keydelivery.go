@@ -20,9 +20,9 @@ import (
 // is 138 bytes (184 base64 characters), EC-P384 185 bytes (248; 252 with
 // line breaks), Ed25519 48 bytes: all too short, and none RSA. An RSA-2048
 // key is 1,216 bytes (1,624 characters). So libest can take RSA keys
-// only, and it refuses
-// anything else only after the answer arrived, which means after MICA
-// spent the one-time token, the pooled key and a certificate.
+// only, and it refuses anything else only after the answer arrived,
+// which means after MICA spent the one-time token, the pooled key and a
+// certificate.
 //
 // libest identifies itself: every request it builds carries
 // "User-Agent: libest <version>" (its PACKAGE_STRING, fixed at build time
