@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/net/idna"
 
+	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -307,7 +308,7 @@ func (s *Server) orderValidity(o *inventory.ACMEOrder, nb, na string, now time.T
 			return malformed("notAfter must be after notBefore")
 		}
 		if cp.MaxLifetime > 0 && o.NotAfter.Sub(start) > cp.MaxLifetime {
-			return malformed("the requested validity is over the profile's maximum of %s", cp.MaxLifetime)
+			return malformed("the requested validity is over the profile's maximum of %s", ca.HumanDuration(cp.MaxLifetime))
 		}
 	}
 	return nil

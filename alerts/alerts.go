@@ -73,6 +73,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mica-pki/mica/internal/humantime"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -331,10 +332,10 @@ func (e *Engine) expiry(ctx context.Context, now time.Time) (renewal, expiring [
 			it := certItem(&c)
 			switch {
 			case left < min(e.cfg.ExpiryWindow, life/10):
-				it.Detail = "expires in " + left.Round(time.Minute).String()
+				it.Detail = "expires in " + humantime.Format(left.Round(time.Minute))
 				expiring = append(expiring, it)
 			case left < min(e.cfg.RenewalWindow, life/3):
-				it.Detail = "not renewed; expires in " + left.Round(time.Minute).String()
+				it.Detail = "not renewed; expires in " + humantime.Format(left.Round(time.Minute))
 				renewal = append(renewal, it)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mica-pki/mica/internal/humantime"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -62,9 +63,9 @@ func (e *Engine) keyRotationDue(ctx context.Context, now time.Time) ([]Item, err
 			continue
 		}
 		due := k.RotationDue.UTC()
-		detail := fmt.Sprintf("%s key rotation due %s (in %s)", k.Class, due.Format(time.RFC3339), due.Sub(now).Round(time.Minute))
+		detail := fmt.Sprintf("%s key rotation due %s (in %s)", k.Class, due.Format(time.RFC3339), humantime.Format(due.Sub(now).Round(time.Minute)))
 		if !due.After(now) {
-			detail = fmt.Sprintf("%s key rotation overdue since %s (%s ago)", k.Class, due.Format(time.RFC3339), now.Sub(due).Round(time.Minute))
+			detail = fmt.Sprintf("%s key rotation overdue since %s (%s ago)", k.Class, due.Format(time.RFC3339), humantime.Format(now.Sub(due).Round(time.Minute)))
 		}
 		out = append(out, Item{Subject: "key:" + k.ID + "@" + due.Format(time.RFC3339), KeyID: k.ID, IssuerID: k.IssuerID,
 			Due: due, Detail: detail})
@@ -112,10 +113,10 @@ func (e *Engine) backupOverdue(ctx context.Context, now time.Time) ([]Item, erro
 	}
 	if last.IsZero() {
 		return []Item{{Subject: "backup:never",
-			Detail: fmt.Sprintf("no backup has ever been verified (max age %s); run 'mica backup verify FILE'", maxAge)}}, nil
+			Detail: fmt.Sprintf("no backup has ever been verified (max age %s); run 'mica backup verify FILE'", humantime.Format(maxAge))}}, nil
 	}
 	last = last.UTC()
 	return []Item{{Subject: "backup:" + last.Format(time.RFC3339), Due: last.Add(maxAge),
 		Detail: fmt.Sprintf("last verified backup %s is %s old (max age %s); run 'mica backup verify FILE'",
-			last.Format(time.RFC3339), now.Sub(last).Round(time.Minute), maxAge)}}, nil
+			last.Format(time.RFC3339), humantime.Format(now.Sub(last).Round(time.Minute)), humantime.Format(maxAge))}}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +93,10 @@ func TestKeyLifeAlerts(t *testing.T) {
 					for _, a := range rc.take() {
 						for _, it := range a.Items {
 							got[a.Kind] = append(got[a.Kind], it.Subject)
+							// Durations read as configured ("10d", "7d"), not "240h0m0s".
+							if strings.Contains(it.Detail, "h0m") {
+								t.Errorf("%s detail %q shows a Go duration", a.Kind, it.Detail)
+							}
 							if a.Kind == alerts.KindKeyRotationDue && (it.KeyID != "k1" || !it.Due.Equal(due) || it.Detail == "") {
 								t.Errorf("key_rotation_due item = %+v, want key k1 due %s with a detail", it, due)
 							}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mica-pki/mica/internal/humantime"
 )
 
 const day = 24 * time.Hour
@@ -299,29 +301,6 @@ func sortedKeys[V any](m map[string]V) []string {
 func fmtDuration(d time.Duration) string { return HumanDuration(d) }
 
 // HumanDuration prints a duration the way configuration is written:
-// "10y", "90d", "1d12h", "36h", "90m", "30s" — never Go's "2160h0m0s".
+// "10y", "90d", "1d12h", "1h30m", "30s" — never Go's "2160h0m0s".
 // Whole years are 365 days, as in config.ParseDuration.
-func HumanDuration(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "-" + HumanDuration(-d)
-	case d == 0:
-		return "0s"
-	case d%(365*day) == 0:
-		return fmt.Sprintf("%dy", d/(365*day))
-	}
-	var b strings.Builder
-	for _, u := range []struct {
-		unit   time.Duration
-		suffix string
-	}{{day, "d"}, {time.Hour, "h"}, {time.Minute, "m"}} {
-		if d >= u.unit {
-			fmt.Fprintf(&b, "%d%s", d/u.unit, u.suffix)
-			d %= u.unit
-		}
-	}
-	if d > 0 {
-		b.WriteString(d.String()) // seconds and below, as Go writes them
-	}
-	return b.String()
-}
+func HumanDuration(d time.Duration) string { return humantime.Format(d) }

@@ -26,6 +26,9 @@ func status(err error) int {
 	if errors.Is(err, errMediaType) {
 		return http.StatusUnsupportedMediaType
 	}
+	if errors.Is(err, errNotAcceptable) {
+		return http.StatusNotAcceptable
+	}
 	switch ca.KindOf(err) {
 	case ca.ErrBadCSR:
 		return http.StatusBadRequest

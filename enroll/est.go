@@ -246,6 +246,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 				}
 			}
 			l.pool = newKeyPool(s, l)
+			// Said at start so an operator with libest devices learns
+			// it from the log, not from a device in the field.
+			s.log.Info("EST serverkeygen", "label", n, "delivers", l.ServerKeyGen.Delivers())
 		}
 		s.labels[n] = l
 	}

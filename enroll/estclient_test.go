@@ -1,12 +1,15 @@
 package enroll_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mica-pki/mica/internal/testtool"
 )
 
 var (
@@ -20,6 +23,7 @@ var (
 // so the tag is required there by name).
 func buildEstclient(t *testing.T) string {
 	t.Helper()
+	testtool.Need(t, "go")
 	estclientOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "estclient")
 		if err != nil {
@@ -35,7 +39,10 @@ func buildEstclient(t *testing.T) string {
 		}
 	})
 	if estclientErr != "" {
-		t.Fatalf("building estclient v1.0.6: %s", estclientErr)
+		// The one rule for external tools: a failure under
+		// MICA_REQUIRE_TOOLS (scripts/test.sh lists estclient) or CI, a
+		// loud, logged skip elsewhere (an offline checkout).
+		testtool.Missing(t, "estclient", fmt.Errorf("building globalsign/est v1.0.6 estclient: %s", estclientErr))
 	}
 	return estclientPath
 }

@@ -180,6 +180,7 @@ func TestEST(t *testing.T) {
 		{"label-rules", testLabelRules, true},
 		{"content-types", testContentTypes, false},
 		{"header-spelling", testHeaderSpelling, false},
+		{"serverkeygen-libest", testServerKeygenLibest, false},
 	}
 	for name, st := range inventorytest.Stores(t) {
 		t.Run(name, func(t *testing.T) {

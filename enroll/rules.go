@@ -97,6 +97,15 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, l *label, op stri
 		s.fail(w, r, op, "", ca.Errorf(ca.ErrNotFound, "serverkeygen is not enabled for EST label %s", l.name))
 		return nil
 	}
+	if rule.keygen {
+		// Before the rate unit, the credential and the pooled key: a
+		// client that cannot take the key must be able to retry elsewhere
+		// with the same token (keydelivery.go).
+		if err := checkDeliverable(r, l); err != nil {
+			s.fail(w, r, op, "", err)
+			return nil
+		}
+	}
 	if !s.allow(w, r, op) {
 		return nil
 	}

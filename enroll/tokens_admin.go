@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -52,7 +53,7 @@ func CheckTokenRequest(cfg Config, label string, names []string, ttl time.Durati
 		return fmt.Errorf("%w: EST label %q does not accept tokens (est.labels.%s.tokens)", inventory.ErrInvalid, label, label)
 	}
 	if ttl <= 0 || ttl > MaxTokenTTL {
-		return fmt.Errorf("%w: ttl must be positive and at most %s", inventory.ErrInvalid, MaxTokenTTL)
+		return fmt.Errorf("%w: ttl must be positive and at most %s", inventory.ErrInvalid, ca.HumanDuration(MaxTokenTTL))
 	}
 	if len(names) > MaxTokenNames {
 		return fmt.Errorf("%w: at most %d names", inventory.ErrInvalid, MaxTokenNames)

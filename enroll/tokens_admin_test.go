@@ -28,7 +28,7 @@ func TestTokenAdmin(t *testing.T) {
 		{"unknown label", "nope", nil, time.Hour, `no EST label "nope"`},
 		{"label without tokens", "certs", nil, time.Hour, "does not accept tokens"},
 		{"zero ttl", "default", nil, 0, "ttl"},
-		{"over the cap", "default", nil, enroll.MaxTokenTTL + time.Second, "ttl"},
+		{"over the cap", "default", nil, enroll.MaxTokenTTL + time.Second, "ttl must be positive and at most 90d"},
 		{"blank name", "default", []string{"a.test", " "}, time.Hour, "names"},
 		{"control character", "default", []string{"a\n.test"}, time.Hour, "names"},
 		{"too many names", "default", make([]string, enroll.MaxTokenNames+1), time.Hour, "at most"},

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/mica-pki/mica/internal/humantime"
 )
 
 // Schedule bounds: a recurring scan runs at most once a minute and at
@@ -37,15 +39,15 @@ type Schedule struct {
 	CreatedAt time.Time     `json:"created_at"`
 }
 
-// MarshalJSON adds the interval as a Go duration string ("24h0m0s") and
-// in seconds.
+// MarshalJSON adds the interval as people write it ("1d", "6h", "1h30m";
+// the API reads the same spelling back) and, for programs, in seconds.
 func (sc Schedule) MarshalJSON() ([]byte, error) {
 	type plain Schedule
 	return json.Marshal(struct {
 		plain
 		Interval        string `json:"interval"`
 		IntervalSeconds int64  `json:"interval_seconds"`
-	}{plain(sc), sc.Interval.String(), int64(sc.Interval / time.Second)})
+	}{plain(sc), humantime.Format(sc.Interval), int64(sc.Interval / time.Second)})
 }
 
 type scheduleRow struct {
@@ -134,7 +136,7 @@ func (s *Store) CreateSchedule(ctx context.Context, sc Schedule, ev Event) (*Sch
 		}
 		defaultEvent(&ev, "discovery.schedule.create", fmt.Sprintf("schedule:%d", id))
 		if ev.Details == nil {
-			ev.Details, _ = json.Marshal(map[string]any{"spec": sc.Spec, "interval": sc.Interval.String(), "enabled": sc.Enabled})
+			ev.Details, _ = json.Marshal(map[string]any{"spec": sc.Spec, "interval": humantime.Format(sc.Interval), "enabled": sc.Enabled})
 		}
 		return s.appendEventTx(ctx, tx, &ev)
 	})

@@ -47,7 +47,7 @@ if [ -n "${MICA_TEST_POSTGRES_DSN:-}" ]; then
   export MICA_REQUIRE_TOOLS=1
 else
   echo "test.sh: MICA_TEST_POSTGRES_DSN is not set: the PostgreSQL cases will be SKIPPED (CI runs them)" >&2
-  export MICA_REQUIRE_TOOLS=openssl,curl,certbot,lego,caddy,chromium,softhsm2,pkcs11-tool,go
+  export MICA_REQUIRE_TOOLS=openssl,curl,certbot,lego,caddy,chromium,softhsm2,pkcs11-tool,go,estclient
 fi
 export MICA_REQUIRE_SOFTHSM=1
 export MICA_REQUIRE_ACME_CLIENTS=1

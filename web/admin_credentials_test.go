@@ -394,7 +394,7 @@ func TestCredentialProfilesAPI(t *testing.T) {
 			t.Fatalf("profiles = %v:\n%s", err, body)
 		}
 		p := out.Profiles[0]
-		if p.Name != "device" || p.DNS[0] != "*.iot.test" || p.KeyTypes[0] != "EC-P256" || p.ExtKeyUsage[0] != "clientAuth" || p.MaxText != "720h0m0s" {
+		if p.Name != "device" || p.DNS[0] != "*.iot.test" || p.KeyTypes[0] != "EC-P256" || p.ExtKeyUsage[0] != "clientAuth" || p.MaxText != "30d" {
 			t.Errorf("first profile = %+v", p)
 		}
 	}

@@ -35,7 +35,7 @@ func (s *Server) profileViews() ([]profileView, error) {
 			continue // removed between the two calls: not listed
 		}
 		p.Name = n
-		out = append(out, profileView{Profile: p, MaxLifetimeText: p.MaxLifetime.String(), DefaultLifetimeText: p.DefaultLifetime.String()})
+		out = append(out, profileView{Profile: p, MaxLifetimeText: ca.HumanDuration(p.MaxLifetime), DefaultLifetimeText: ca.HumanDuration(p.DefaultLifetime)})
 	}
 	return out, nil
 }

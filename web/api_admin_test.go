@@ -208,7 +208,7 @@ func TestAPISchedules(t *testing.T) {
 				if strings.Contains(tc.body, "10.0.0.1") && !strings.Contains(fmt.Sprint(body["error"]), "10.0.0.1 is not on the scan allow-list") {
 					t.Errorf("allow-list refusal = %v, want it to name the target", body)
 				}
-				if code == 201 && (body["interval"] != "168h0m0s" || body["interval_seconds"] != 604800.0 || body["enabled"] != true) {
+				if code == 201 && (body["interval"] != "7d" || body["interval_seconds"] != 604800.0 || body["enabled"] != true) {
 					t.Errorf("created schedule = %v", body)
 				}
 			}

@@ -5,28 +5,21 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/mica-pki/mica/internal/humantime"
 	"github.com/mica-pki/mica/inventory"
 )
 
-// parseInterval reads a schedule interval: a Go duration ("1h", "90m")
-// or whole days ("7d").
+// parseInterval reads a schedule interval as the API and the UI print it
+// ("1d12h", "7d", "6h", "90m") or as a Go duration ("24h0m0s"), so a
+// schedule's interval can be read and sent back unchanged.
 func parseInterval(v string) (time.Duration, error) {
-	v = strings.TrimSpace(v)
-	if d, ok := strings.CutSuffix(v, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 1 || n > 366 {
-			return 0, errors.New("interval must look like 30m, 1h, 24h or 7d")
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(v)
+	d, err := humantime.Parse(v)
 	if err != nil {
-		return 0, errors.New("interval must look like 30m, 1h, 24h or 7d")
+		return 0, errors.New("interval must look like 30m, 1h, 24h, 7d or 1d12h")
 	}
 	return d, nil
 }

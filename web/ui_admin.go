@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -43,7 +44,7 @@ func (s *Server) discoveryPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d := discoveryData{listData: listData{Head: []string{"Job", "Kind", "What", "State", "Found", "Errors", "By", "Created"}}}
 	for _, sc := range scs {
-		row := scheduleRow{ID: sc.ID, Targets: strings.Join(sc.Spec.Targets, ", "), Every: sc.Interval.String(),
+		row := scheduleRow{ID: sc.ID, Targets: strings.Join(sc.Spec.Targets, ", "), Every: ca.HumanDuration(sc.Interval),
 			Enabled: sc.Enabled, NextRun: sc.NextRun.UTC().Format("2006-01-02 15:04"), By: sc.CreatedBy}
 		var ports []string
 		for _, p := range sc.Spec.Ports {

@@ -245,7 +245,7 @@ func TestUIUsersAndSchedules(t *testing.T) {
 		}
 	}
 	code, body = post(t, op, e.srv.URL+"/ui/discovery/schedules", form)
-	if code != 200 || !strings.Contains(body, "Schedule created") || !strings.Contains(body, "443, 8443") || !strings.Contains(body, "24h0m0s") {
+	if code != 200 || !strings.Contains(body, "Schedule created") || !strings.Contains(body, "443, 8443") || !strings.Contains(body, "<td>1d</td>") {
 		t.Errorf("create schedule = %d:\n%s", code, body)
 	}
 	if code, body := post(t, op, e.srv.URL+"/ui/discovery/schedules/1/pause", nil); code != 200 || !strings.Contains(body, "/ui/discovery/schedules/1/resume") {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/mica-pki/mica/ca"
 )
 
 // The Keys and Compliance pages are parsed with the others (pageNames);
@@ -67,7 +69,7 @@ func period(d time.Duration) string {
 	}
 	days := int64(d / (24 * time.Hour))
 	if days == 0 {
-		return d.Round(time.Minute).String()
+		return ca.HumanDuration(d.Round(time.Minute))
 	}
 	return itoa(days) + " days"
 }

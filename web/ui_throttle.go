@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/inventory"
 )
 
@@ -66,7 +67,7 @@ func (s *Server) throttledSource(w http.ResponseWriter, r *http.Request, name st
 		Outcome: "denied", Details: []byte(fmt.Sprintf(`{"why":"too many failed logins from this address","retry_after_seconds":%d}`, secs))})
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	s.render(w, r, http.StatusTooManyRequests, "login", "Log in",
-		"Too many failed logins from your address; try again in "+(time.Duration(secs)*time.Second).String()+".", nil)
+		"Too many failed logins from your address; try again in "+ca.HumanDuration(time.Duration(secs)*time.Second)+".", nil)
 	return true
 }
 

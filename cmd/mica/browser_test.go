@@ -241,7 +241,7 @@ func TestBrowserUI(t *testing.T) {
 		chromedp.SetValue(`#s-interval`, "6h", chromedp.ByID),
 		chromedp.Submit(`#s-targets`, chromedp.ByID),
 		chromedp.WaitVisible(`//p[@role="status"][contains(., "Schedule created")]`),
-		chromedp.WaitVisible(`//table[@id="schedules"]//td[text()="6h0m0s"]`),
+		chromedp.WaitVisible(`//table[@id="schedules"]//td[text()="6h"]`),
 		shot("discovery-schedules"),
 		chromedp.Navigate(base+"/ui/audit?action=cert."),
 		chromedp.WaitVisible(`//td[text()="cert.bulk"]`),

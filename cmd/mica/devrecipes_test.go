@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,6 +45,28 @@ func recipe(t *testing.T, all map[string]string, prefix string) string {
 
 var reBannerURL = regexp.MustCompile(`https?://[^\s)]+`)
 
+// verifyWithCRLs checks the certificate in the PEM file leaf with
+// `openssl verify -crl_check_all -crl_download` against the `mica dev` CA
+// in dir: openssl fetches the issuing CA's CRL from the leaf's CDP and the
+// root's from the issuing CA's. -crl_check_all wants the root's own CRL
+// too, which no certificate points to, so it is fetched from the issuing
+// CA's CDP first (into work).
+func verifyWithCRLs(t *testing.T, dir, work, name, leaf string) {
+	t.Helper()
+	rootPath, issuingPath := filepath.Join(dir, rootPEM), filepath.Join(dir, issuingPEM)
+	issuing := readCerts(t, issuingPath)[0]
+	rootCRL := filepath.Join(work, "root-crl.der")
+	if out, err := exec.Command("bash", "-euo", "pipefail", "-c", "curl -sS --fail -o "+rootCRL+" "+issuing.CRLDistributionPoints[0]+
+		" && openssl crl -inform DER -in "+rootCRL+" -out "+rootCRL+".pem").CombinedOutput(); err != nil {
+		t.Fatalf("%s: fetching the root CRL: %v\n%s", name, err, out)
+	}
+	out, err := runOpenSSL("verify", "-crl_check_all", "-crl_download", "-CRLfile", rootCRL+".pem",
+		"-CAfile", rootPath, "-untrusted", issuingPath, leaf)
+	if err != nil || !strings.Contains(out, ": OK") {
+		t.Errorf("%s: openssl verify -crl_check_all: %v\n%s", name, err, out)
+	}
+}
+
 // TestDevRecipesWorkAsPrinted starts `mica dev` with nothing but ports
 // (no DNS server, no --dns-resolver), runs the certbot, lego (http-01 and
 // tls-alpn-01), curl EST and CLI recipes of its banner verbatim in a
@@ -58,7 +82,7 @@ func TestDevRecipesWorkAsPrinted(t *testing.T) {
 	d := startDev(t, dir, "--http-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"--http01-port", fmt.Sprint(freePort(t)), "--tlsalpn01-port", fmt.Sprint(freePort(t)))
 	all := recipes(d.stdout)
-	rootPath, issuingPath := filepath.Join(dir, rootPEM), filepath.Join(dir, issuingPEM)
+	rootPath := filepath.Join(dir, rootPEM)
 
 	// Every URL in the list answers.
 	urls, _, _ := strings.Cut(d.stdout, "Get a certificate")
@@ -104,17 +128,7 @@ func TestDevRecipesWorkAsPrinted(t *testing.T) {
 	}
 	verify := func(name, leaf string) {
 		t.Helper()
-		// -crl_check_all wants the root's own CRL too, which no
-		// certificate points to: fetch it from the issuing CA's CDP.
-		issuing := readCerts(t, issuingPath)[0]
-		rootCRL := filepath.Join(work, "root-crl.der")
-		run("fetch root CRL", "curl -sS --fail -o "+rootCRL+" "+issuing.CRLDistributionPoints[0]+
-			" && openssl crl -inform DER -in "+rootCRL+" -out "+rootCRL+".pem")
-		out, err := runOpenSSL("verify", "-crl_check_all", "-crl_download", "-CRLfile", rootCRL+".pem",
-			"-CAfile", rootPath, "-untrusted", issuingPath, leaf)
-		if err != nil || !strings.Contains(out, ": OK") {
-			t.Errorf("%s: openssl verify -crl_check_all: %v\n%s", name, err, out)
-		}
+		verifyWithCRLs(t, dir, work, name, leaf)
 	}
 	for _, tc := range []struct {
 		title, leaf string
@@ -138,12 +152,16 @@ func TestDevRecipesWorkAsPrinted(t *testing.T) {
 
 // TestDevCaddyRecipe runs the banner's Caddyfile with an unmodified Caddy:
 // Caddy gets its certificate from `mica dev` through acme_ca and serves
-// it, and the banner's curl reaches it over that certificate.
+// it, the banner's curl reaches it over that certificate, and the
+// certificate Caddy serves verifies with CRL checking of the whole chain.
 func TestDevCaddyRecipe(t *testing.T) {
-	needClients(t, "caddy", "curl")
+	needClients(t, "caddy", "curl", "openssl", "bash")
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "dev")
-	d := startDev(t, dir, "--http01-port", fmt.Sprint(freePort(t)), "--tlsalpn01-port", fmt.Sprint(freePort(t)))
+	// A fixed plain-HTTP port, as a first `mica dev` run keeps it: the
+	// CRL URLs in the certificates point there.
+	d := startDev(t, dir, "--http-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--http01-port", fmt.Sprint(freePort(t)), "--tlsalpn01-port", fmt.Sprint(freePort(t)))
 	all := recipes(d.stdout)
 	work := t.TempDir()
 	title := ""
@@ -184,4 +202,26 @@ func TestDevCaddyRecipe(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+	// The certificate Caddy serves, taken from the handshake the recipe's
+	// curl makes, verifies with CRL checking like the other recipes'.
+	m := regexp.MustCompile(`--resolve (caddy\.test):(\d+):(\S+)`).FindStringSubmatch(curl)
+	if m == nil {
+		t.Fatalf("Caddy curl recipe has no --resolve: %s", curl)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(readCerts(t, filepath.Join(dir, rootPEM))[0])
+	conn, err := tls.Dial("tcp", net.JoinHostPort(m[3], m[2]), &tls.Config{ServerName: m[1], RootCAs: pool})
+	if err != nil {
+		t.Fatalf("TLS to Caddy: %v", err)
+	}
+	served := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	if len(served.DNSNames) != 1 || served.DNSNames[0] != "caddy.test" || len(served.CRLDistributionPoints) == 0 {
+		t.Fatalf("Caddy serves %v with CDP %v, want a MICA certificate for caddy.test", served.DNSNames, served.CRLDistributionPoints)
+	}
+	leaf := filepath.Join(work, "caddy-served.pem")
+	if err := os.WriteFile(leaf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: served.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	verifyWithCRLs(t, dir, work, "# Caddy", leaf)
 }
