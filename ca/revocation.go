@@ -409,7 +409,7 @@ func (r *revoker) sweep(ctx context.Context) {
 		case err != nil:
 			r.log.Error("revocation sweep: reading CRL failed", "issuer", ik.id, "err", err)
 			continue
-		case now.Before(crl.ThisUpdate.Add(crl.NextUpdate.Sub(crl.ThisUpdate) / 2)) && !dirty[ik.id]:
+		case now.Before(crl.ThisUpdate.Add(crl.NextUpdate.Sub(crl.ThisUpdate)/2)) && !dirty[ik.id]:
 			crl = nil // fresh and clean
 		}
 		if err != nil || crl != nil {
