@@ -372,6 +372,13 @@ func (r *revoker) flush(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if KindOf(err) == ErrNotFound {
+			// An issuer whose key is not online here (an offline root)
+			// cannot sign; retrying every CRLDelay would only spin. Its
+			// durable mark stays for a process that holds the key.
+			r.log.Warn("CRL not signed: the issuer's key is not online in this process", "issuer", id, "err", err)
+			continue
+		}
 		if !errors.Is(err, errJobBusy) {
 			r.log.Error("CRL generation failed; retrying", "issuer", id, "err", err)
 		}
