@@ -103,7 +103,7 @@ func (c *CA) GenerateCRLs(ctx context.Context, issuerID string) error {
 	for _, id := range ids {
 		var err error
 		for attempt := 0; attempt < 20; attempt++ {
-			if err = c.rev.generate(ctx, id, false); !errors.Is(err, errJobBusy) {
+			if err = c.rev.generate(ctx, id, false, false); !errors.Is(err, errJobBusy) {
 				break
 			}
 			select { // another process is signing; wait for it to finish
@@ -124,41 +124,75 @@ func (c *CA) GenerateCRLs(ctx context.Context, issuerID string) error {
 
 // generate signs the CRLs of one issuer under its lock. deltaOnly signs
 // only the delta CRL (when one is configured and a full CRL exists).
-func (r *revoker) generate(ctx context.Context, issuerID string, deltaOnly bool) error {
+// ifDirty skips the signing when the issuer has no durable dirty mark
+// (another replica's CRL already covered the revocations that woke us).
+//
+// The dirty mark (inventory.CRLDirty) is read before the revocations
+// and cleared, compare-and-clear on its generation, only after every CRL
+// here is committed: a revocation committed meanwhile bumped the
+// generation, so its mark stays for the next run.
+func (r *revoker) generate(ctx context.Context, issuerID string, deltaOnly, ifDirty bool) error {
 	ik, err := r.issuerKey(ctx, issuerID, true)
 	if err != nil {
 		return err
 	}
 	return r.withLock(ctx, "crl:"+issuerID, func() error {
-		now := r.ca.now().UTC().Truncate(time.Second)
-		if deltaOnly && r.cfg.DeltaCRL {
-			base, err := r.store.LatestCRL(ctx, issuerID, fullCRL, false)
-			if err == nil {
-				return r.signCRL(ctx, ik, now, fullCRL, base)
+		mark, err := r.store.CRLDirtyMark(ctx, issuerID)
+		switch {
+		case errors.Is(err, inventory.ErrNotFound):
+			if ifDirty {
+				return nil
 			}
-			if !errors.Is(err, inventory.ErrNotFound) {
-				return Wrap(ErrUnavailable, err, "reading the base CRL failed")
-			}
+			mark = nil
+		case err != nil:
+			return Wrap(ErrUnavailable, err, "reading the dirty CRL mark failed")
 		}
-		if err := r.signCRL(ctx, ik, now, fullCRL, nil); err != nil {
+		if err := r.signAll(ctx, ik, deltaOnly); err != nil {
 			return err
 		}
-		// A root's only CRL is the full one: SignIntermediate writes it
-		// into every intermediate's CRL Distribution Point.
-		for shard := 1; !ik.root && r.cfg.CRLShards > 1 && shard <= r.cfg.CRLShards; shard++ {
-			if err := r.signCRL(ctx, ik, now, shard, nil); err != nil {
-				return err
+		if mark != nil {
+			if _, err := r.store.ClearCRLDirty(ctx, issuerID, mark.Generation); err != nil {
+				// The CRL is committed; a mark left standing costs one
+				// more signature on the next sweep, nothing worse.
+				r.log.Warn("clearing the dirty CRL mark failed; the CRL will be signed again", "issuer", issuerID, "err", err)
 			}
-		}
-		if r.cfg.DeltaCRL {
-			base, err := r.store.LatestCRL(ctx, issuerID, fullCRL, false)
-			if err != nil {
-				return Wrap(ErrUnavailable, err, "reading the base CRL failed")
-			}
-			return r.signCRL(ctx, ik, now, fullCRL, base)
 		}
 		return nil
 	})
+}
+
+// signAll signs the issuer's CRLs (see generate); the caller holds the
+// issuer's CRL lock.
+func (r *revoker) signAll(ctx context.Context, ik *issuerKey, deltaOnly bool) error {
+	issuerID := ik.id
+	now := r.ca.now().UTC().Truncate(time.Second)
+	if deltaOnly && r.cfg.DeltaCRL {
+		base, err := r.store.LatestCRL(ctx, issuerID, fullCRL, false)
+		if err == nil {
+			return r.signCRL(ctx, ik, now, fullCRL, base)
+		}
+		if !errors.Is(err, inventory.ErrNotFound) {
+			return Wrap(ErrUnavailable, err, "reading the base CRL failed")
+		}
+	}
+	if err := r.signCRL(ctx, ik, now, fullCRL, nil); err != nil {
+		return err
+	}
+	// A root's only CRL is the full one: SignIntermediate writes it
+	// into every intermediate's CRL Distribution Point.
+	for shard := 1; !ik.root && r.cfg.CRLShards > 1 && shard <= r.cfg.CRLShards; shard++ {
+		if err := r.signCRL(ctx, ik, now, shard, nil); err != nil {
+			return err
+		}
+	}
+	if r.cfg.DeltaCRL {
+		base, err := r.store.LatestCRL(ctx, issuerID, fullCRL, false)
+		if err != nil {
+			return Wrap(ErrUnavailable, err, "reading the base CRL failed")
+		}
+		return r.signCRL(ctx, ik, now, fullCRL, base)
+	}
+	return nil
 }
 
 // deltaOverlap widens a delta CRL back before its base's thisUpdate: a

@@ -240,11 +240,20 @@ func (c *CA) RespondOCSP(ctx context.Context, der []byte) OCSPAnswer {
 func (r *revoker) respond(ctx context.Context, req *revocation.Request) OCSPAnswer {
 	internal := OCSPAnswer{DER: []byte(revocation.InternalErrorResponse), Status: "internalError"}
 	unauthorized := OCSPAnswer{DER: []byte(revocation.UnauthorizedResponse), Status: "unauthorized"}
+	// A database outage is tryLater (RFC 6960 section 2.3), which tells
+	// the relying party to retry, rather than internalError.
+	tryLater := OCSPAnswer{DER: []byte(revocation.TryLaterResponse), Status: "tryLater"}
+	failed := func(err error) OCSPAnswer {
+		if inventory.IsUnavailable(err) {
+			return tryLater
+		}
+		return internal
+	}
 	var ik *issuerKey
 	for _, refresh := range []bool{false, true} {
 		iks, err := r.issuerKeys(ctx, refresh)
 		if err != nil {
-			return internal
+			return failed(err)
 		}
 		for _, k := range iks {
 			if req.MatchesIssuer(k.cert) {
@@ -270,7 +279,7 @@ func (r *revoker) respond(ctx context.Context, req *revocation.Request) OCSPAnsw
 			return OCSPAnswer{DER: pre.DER, Status: pre.Status, Cacheable: true, ThisUpdate: pre.ThisUpdate, NextUpdate: pre.NextUpdate}
 		case err != nil && !errors.Is(err, inventory.ErrNotFound):
 			r.log.Error("OCSP: reading the pre-signed response failed", "issuer", ik.id, "serial", inventory.FormatSerial(serial), "err", err)
-			return internal
+			return failed(err)
 		}
 	}
 	var rec *inventory.Certificate
@@ -281,7 +290,7 @@ func (r *revoker) respond(ctx context.Context, req *revocation.Request) OCSPAnsw
 			rec = got
 		case err != nil && !errors.Is(err, inventory.ErrNotFound):
 			r.log.Error("OCSP: looking up the certificate failed", "issuer", ik.id, "serial", inventory.FormatSerial(serial), "err", err)
-			return internal
+			return failed(err)
 		}
 	}
 	if rec == nil {

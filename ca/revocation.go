@@ -31,6 +31,14 @@ type RevocationStore interface {
 	BlockKey(ctx context.Context, k inventory.BlockedKey, ev inventory.Event) error
 	UnblockKey(ctx context.Context, pubkeySHA256 string, ev inventory.Event) error
 	TryLock(ctx context.Context, name string) (release func(), ok bool, err error)
+	// The durable "CRL needed" marks that RevokeCertificate writes in
+	// the revocation's transaction (see inventory.CRLDirty).
+	// CRLDirtyMark returns ErrNotFound when the issuer is clean;
+	// ClearCRLDirty is a compare-and-clear on the mark's generation and
+	// is called only under the issuer's CRL lock.
+	CRLDirtyMarks(ctx context.Context) ([]inventory.CRLDirty, error)
+	CRLDirtyMark(ctx context.Context, issuerID string) (*inventory.CRLDirty, error)
+	ClearCRLDirty(ctx context.Context, issuerID string, generation int64) (bool, error)
 }
 
 // RevocationConfig tunes CRLs and OCSP. Zero fields take the defaults below.
@@ -40,6 +48,9 @@ type RevocationConfig struct {
 	CRLValidity time.Duration
 	// CRLDelay batches revocations: the first one marks the issuer dirty,
 	// and one CRL is signed this long later for everything revoked meanwhile.
+	// The mark is durable (written with the revocation): if the process
+	// dies first, a replica's worker signs the CRL at its start or on its
+	// next sweep (SweepEvery) once the mark is CRLDelay old.
 	CRLDelay time.Duration
 	// CRLShards > 1 partitions each issuer's certificates over that many
 	// CRLs (serial mod N), each certificate naming its shard's URL in its
@@ -273,7 +284,11 @@ func (r *revoker) certIssued(ctx context.Context, rec *inventory.Certificate) {
 }
 
 // certRevoked pre-signs the "revoked" response at once (OCSP then says
-// revoked before the call returns) and schedules the CRL.
+// revoked before the call returns) and schedules the CRL. Neither needs
+// to survive a crash here: the store committed the dirty CRL mark with
+// the revocation (picked up by loadDirty and sweep), and a pre-signed
+// "good" response of a revoked certificate is due (inventory.OCSPDue) at
+// the next sweep.
 func (r *revoker) certRevoked(ctx context.Context, rec *inventory.Certificate) {
 	r.certIssued(ctx, rec)
 	r.markDirty(rec.IssuerID)
@@ -300,6 +315,7 @@ func (c *CA) RunRevocation(ctx context.Context) {
 		return
 	}
 	r := c.rev
+	r.loadDirty(ctx)
 	r.sweep(ctx)
 	tick := time.NewTicker(r.cfg.SweepEvery)
 	defer tick.Stop()
@@ -321,9 +337,25 @@ func (c *CA) RunRevocation(ctx context.Context) {
 	}
 }
 
-// flush signs the CRLs of every dirty issuer. An issuer whose lock is held
-// elsewhere stays dirty and is retried after another delay: the holder may
-// have read the revocations before ours committed.
+// loadDirty takes over the durable dirty marks at start (left by this
+// process before a crash, or by a replica that died): they are signed
+// one CRLDelay from now, batched with whatever is revoked meanwhile; the
+// sweep signs those already CRLDelay old at once.
+func (r *revoker) loadDirty(ctx context.Context) {
+	marks, err := r.store.CRLDirtyMarks(ctx)
+	if err != nil {
+		r.log.Error("reading the dirty CRL marks failed; the sweep retries", "err", err)
+		return
+	}
+	for _, m := range marks {
+		r.markDirty(m.IssuerID)
+	}
+}
+
+// flush signs the CRLs of every dirty issuer that still has a durable
+// mark (another replica's CRL may have covered it). An issuer whose lock
+// is held elsewhere stays dirty and is retried after another delay: the
+// holder may have read the revocations before ours committed.
 func (r *revoker) flush(ctx context.Context) {
 	r.mu.Lock()
 	ids := make([]string, 0, len(r.dirty))
@@ -333,12 +365,19 @@ func (r *revoker) flush(ctx context.Context) {
 	clear(r.dirty)
 	r.mu.Unlock()
 	for _, id := range ids {
-		err := r.generate(ctx, id, r.cfg.DeltaCRL)
+		err := r.generate(ctx, id, r.cfg.DeltaCRL, true)
 		if err == nil {
 			continue
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if KindOf(err) == ErrNotFound {
+			// An issuer whose key is not online here (an offline root)
+			// cannot sign; retrying every CRLDelay would only spin. Its
+			// durable mark stays for a process that holds the key.
+			r.log.Warn("CRL not signed: the issuer's key is not online in this process", "issuer", id, "err", err)
+			continue
 		}
 		if !errors.Is(err, errJobBusy) {
 			r.log.Error("CRL generation failed; retrying", "issuer", id, "err", err)
@@ -347,7 +386,9 @@ func (r *revoker) flush(ctx context.Context) {
 	}
 }
 
-// sweep re-signs CRLs past half their validity and refreshes OCSP.
+// sweep re-signs CRLs past half their validity or with a durable dirty
+// mark at least CRLDelay old (a revocation whose process died before its
+// CRL, or whose batch is late), and refreshes OCSP.
 func (r *revoker) sweep(ctx context.Context) {
 	iks, err := r.crlIssuerKeys(ctx, true)
 	if err != nil {
@@ -355,6 +396,15 @@ func (r *revoker) sweep(ctx context.Context) {
 		return
 	}
 	now := r.ca.now()
+	dirty := map[string]bool{}
+	if marks, err := r.store.CRLDirtyMarks(ctx); err != nil {
+		r.log.Error("revocation sweep: reading the dirty CRL marks failed", "err", err)
+	} else {
+		for _, m := range marks {
+			// A younger mark belongs to a live batch, which signs it.
+			dirty[m.IssuerID] = !now.Before(m.Since.Add(r.cfg.CRLDelay))
+		}
+	}
 	r.flushResponder(ctx, r.currentResponder())
 	for _, ik := range iks {
 		if ctx.Err() != nil {
@@ -366,11 +416,11 @@ func (r *revoker) sweep(ctx context.Context) {
 		case err != nil:
 			r.log.Error("revocation sweep: reading CRL failed", "issuer", ik.id, "err", err)
 			continue
-		case now.Before(crl.ThisUpdate.Add(crl.NextUpdate.Sub(crl.ThisUpdate) / 2)):
-			crl = nil // fresh
+		case now.Before(crl.ThisUpdate.Add(crl.NextUpdate.Sub(crl.ThisUpdate)/2)) && !dirty[ik.id]:
+			crl = nil // fresh and clean
 		}
 		if err != nil || crl != nil {
-			if err := r.generate(ctx, ik.id, false); err != nil && !errors.Is(err, errJobBusy) {
+			if err := r.generate(ctx, ik.id, false, false); err != nil && !errors.Is(err, errJobBusy) {
 				r.log.Error("scheduled CRL generation failed", "issuer", ik.id, "err", err)
 			}
 		}

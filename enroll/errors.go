@@ -43,6 +43,11 @@ func status(err error) int {
 	case ca.ErrNotFound:
 		return http.StatusNotFound
 	}
+	if inventory.IsUnavailable(err) {
+		// A store call outside ca (token, rate, pending request) during
+		// a database outage: 503 with Retry-After, like ca.ErrUnavailable.
+		return http.StatusServiceUnavailable
+	}
 	return http.StatusInternalServerError
 }
 
@@ -52,6 +57,9 @@ func status(err error) int {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, op, requester string, err error) {
 	code := status(err)
 	msg := ca.UserMessage(err)
+	if code == http.StatusServiceUnavailable && ca.KindOf(err) != ca.ErrUnavailable {
+		msg = "the service is temporarily unavailable; retry later"
+	}
 	switch code {
 	case http.StatusUnauthorized:
 		// Set in the map directly: Set would canonicalise the name to

@@ -194,6 +194,11 @@ func (s *Store) RevokeCertificate(ctx context.Context, issuerID, serial, reason 
 			updated_at = ? WHERE id = ?`), string(StateRevoked), reason, s.timeArg(at), s.timeArg(now), cur.ID); err != nil {
 			return fmt.Errorf("inventory: revoke certificate %s/%s: %w", issuerID, serial, err)
 		}
+		// The CRL intent commits with the revocation: a process killed
+		// before it signs the CRL leaves the mark for any replica.
+		if err := s.markCRLDirtyTx(ctx, tx, issuerID, now); err != nil {
+			return err
+		}
 		if err := s.appendEventTx(ctx, tx, &ev); err != nil {
 			return err
 		}

@@ -65,6 +65,13 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 # --- tests ------------------------------------------------------------------
 go test -race -count=1 -timeout 25m "$@" ./...
 
+# --- chaos ------------------------------------------------------------------
+# The kill -9 harness (scripts/chaos.sh, about 80 s; zero debris or it
+# fails), on a full run only, like fuzzing.
+if [ $# -eq 0 ] || [ "${MICA_CHAOS:-}" = 1 ]; then
+  ./scripts/chaos.sh
+fi
+
 # --- fuzzing ----------------------------------------------------------------
 # Every fuzz target runs for a bounded time (scripts/fuzz.sh finds them), on
 # a full run only: a run narrowed with extra `go test` arguments skips it.

@@ -96,6 +96,7 @@ func (h *Handler) serveCRL(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		h.log.Error("serving CRL", "file", file, "err", err)
+		w.Header().Set("Retry-After", "30")
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 		return
 	}

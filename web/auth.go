@@ -71,7 +71,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if err != nil {
 			if !isNotFound(err) {
 				s.log.Error("API token lookup failed", "err", err)
-				writeError(w, http.StatusServiceUnavailable, "try again later")
+				writeError(w, http.StatusServiceUnavailable, outageMessage)
 				return
 			}
 			s.denied(r, "api", "api.bearer", inventory.Event{Actor: "anonymous", Action: "api.auth", Outcome: "denied"})

@@ -19,10 +19,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeError sends {"error": msg}. msg is for the user: never an internal
-// cause.
+// cause. A 503 carries Retry-After (unless the caller set its own).
 func writeError(w http.ResponseWriter, status int, msg string) {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", retryAfterOutage)
+	}
 	writeJSON(w, status, map[string]string{"error": msg})
 }
+
+// retryAfterOutage is the Retry-After, in seconds, of every 503 the API
+// and UI send while the database (or a dependency) is unreachable: the
+// same value ACME and EST send.
+const retryAfterOutage = "30"
+
+// outageMessage is the user's text for a database outage: no driver
+// error, address or host name.
+const outageMessage = "the database is unavailable; try again shortly"
 
 func isNotFound(err error) bool {
 	return errors.Is(err, inventory.ErrNotFound) || errors.Is(err, ca.ErrNotFound)
@@ -42,7 +54,10 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, ca.ErrRateLimited):
 		return http.StatusTooManyRequests
-	case errors.Is(err, ca.ErrUnavailable):
+	case errors.Is(err, ca.ErrUnavailable), inventory.IsUnavailable(err):
+		// An outage (connection refused or lost, database closed or
+		// busy) is 503 with Retry-After, never 500: a retry succeeds
+		// once the database is back, without a restart.
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -62,6 +77,9 @@ func messageOf(err error) string {
 	if errors.As(err, &ce) {
 		return ce.Msg
 	}
+	if inventory.IsUnavailable(err) {
+		return outageMessage
+	}
 	// The inventory's messages name the argument at fault and never
 	// carry internals (its documented contract).
 	return err.Error()
@@ -71,8 +89,11 @@ func messageOf(err error) string {
 // unrecognised is logged with its cause.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
-	if status == http.StatusInternalServerError {
+	switch status {
+	case http.StatusInternalServerError:
 		s.log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	case http.StatusServiceUnavailable:
+		s.log.Warn("API request failed: unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, status, messageOf(err))
 }

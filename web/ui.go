@@ -128,22 +128,56 @@ func (s *Server) uiHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// session attaches the logged-in user, if any.
+// session attaches the logged-in user, if any. When the session cannot be
+// read because the database is unreachable, the answer is the plain
+// outage page: sending the user to the login form would only fail again
+// (and look like a logout).
 func (s *Server) session(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, s.withSessionUser(r))
+		r, err := s.sessionUser(r)
+		if err != nil {
+			s.log.Warn("UI: reading the session failed", "path", r.URL.Path, "err", err)
+			uiUnavailable(w)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
 // withSessionUser returns r carrying the user of its session cookie, if
-// the cookie names a live session.
+// the cookie names a live session; any failure counts as no session.
 func (s *Server) withSessionUser(r *http.Request) *http.Request {
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-		if u, err := s.store.SessionUser(r.Context(), c.Value); err == nil {
-			return r.WithContext(context.WithValue(r.Context(), userKey{}, u))
-		}
-	}
+	r, _ = s.sessionUser(r)
 	return r
+}
+
+// sessionUser is withSessionUser that also returns an outage
+// (inventory.IsUnavailable) instead of treating it as "not logged in".
+func (s *Server) sessionUser(r *http.Request) (*http.Request, error) {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return r, nil
+	}
+	u, err := s.store.SessionUser(r.Context(), c.Value)
+	switch {
+	case err == nil:
+		return r.WithContext(context.WithValue(r.Context(), userKey{}, u)), nil
+	case inventory.IsUnavailable(err):
+		return r, err
+	}
+	return r, nil
+}
+
+// uiUnavailable is the plain page of a database outage: 503, Retry-After,
+// a sentence, and nothing that needs the database (no layout, no user).
+func uiUnavailable(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Retry-After", retryAfterOutage)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte("<!doctype html>\n<title>MICA is temporarily unavailable</title>\n" +
+		"<h1>Temporarily unavailable</h1>\n<p>MICA cannot reach its database right now. Reload this page in a minute; nothing you did was lost.</p>\n"))
 }
 
 func (s *Server) loggedIn(next http.Handler) http.Handler {
@@ -202,6 +236,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 		p.Flash = f
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", retryAfterOutage)
+	}
 	w.WriteHeader(status)
 	if err := s.pages[name].ExecuteTemplate(w, "layout", p); err != nil {
 		s.log.Error("render page", "page", name, "err", err)
