@@ -133,6 +133,52 @@ func TestRotateOnline(t *testing.T) {
 			testRotateOnline(t, open(t))
 		})
 	}
+	t.Run("scheduled", testRotateScheduled)
+}
+
+// testRotateScheduled: a rotation scheduled for later leaves issuance with
+// the old CA (on a clock just before its time) and hands it to the new
+// one once its time has come (a clock just after).
+func testRotateScheduled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newKeyEnv(t, inventorytest.SQLite(t))
+	rootSigner, err := e.keys.Signer(ctx, e.init.RootKeyURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(48 * time.Hour).Truncate(time.Second)
+	res, err := Rotate(ctx, RotateOptions{Store: e.st, Keys: e.meter, RootSigner: rootSigner, NewID: "issuing-later", URLs: testURLs, Who: e.who, At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		now    time.Time
+		id     string
+		issuer *x509.Certificate
+	}{
+		{"now", time.Now(), e.init.IssuingIssuer.ID, e.init.Issuing},
+		{"a minute before", at.Add(-time.Minute), e.init.IssuingIssuer.ID, e.init.Issuing},
+		{"a minute after", at.Add(time.Minute), "issuing-later", res.Cert},
+	} {
+		now := tc.now
+		c, err := New(ctx, Options{Store: e.st, Keys: e.meter, URLs: testURLs, Logger: discardLogger(), RevocationStore: e.st, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.IssuerID() != tc.id {
+			t.Errorf("%s: the CA issues with %s, want %s", tc.name, c.IssuerID(), tc.id)
+			continue
+		}
+		iss, err := issueOne(t, c)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if err := iss.Certificate.CheckSignatureFrom(tc.issuer); err != nil {
+			t.Errorf("%s: certificate not signed by %s: %v", tc.name, tc.id, err)
+		}
+	}
 }
 
 func testRotateOnline(t *testing.T, st *inventory.Store) {
