@@ -25,13 +25,13 @@ GREMLINS=github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
 
 # name ; package dir ; files to mutate ; -run regexp for the tests
 GROUPS_TABLE='
-ca-check      ; ca     ; check.go policy.go names.go                  ; ^Test(Check|Policy|Names?|Name|SAN|Identifier|Issue|CSR|Profile|Lint)
-acme-jws      ; acme   ; jws.go                                       ; ^Test(JWS|Hostile|Nonce|Account|Deactivat|KeyChange|EAB|Problem|BadNonce)
-acme-finalize ; acme   ; finalize.go                                  ; ^Test(Finalize|Flow|Order|CSR|BadCSR|Wildcard)
+ca-check      ; ca     ; check.go policy.go names.go                  ; ^Test(Issue(Refusals|Names|Matrix)|SubjectNotCopied|Profile|NameMatching|Glob|KeyUsageForKeyTypes|Lint)
+acme-jws      ; acme   ; jws.go                                       ; ^Test(JWS|Deactivated|ErrorsAreProblems|DeniedJWS|EAB$|AccountLifecycle|HostileRequests|NonceFromAnyReplica)
+acme-finalize ; acme   ; finalize.go                                  ; ^Test(Finalize|OrdersEveryChallenge|IdentifiersChecked)
 acme-revoke   ; acme   ; revoke.go                                    ; ^TestRevo
-acme-validate ; acme   ; validate.go                                  ; ^Test(HTTP01|DNS01|TLSALPN|Validat|CAA|Wildcard)
+acme-validate ; acme   ; validate.go                                  ; ^Test(CAA|Validation|HTTP01|WildcardOnlyDNS01|FailedChallenge|ServeDefaultsRefuseNonPublic)
 enroll-auth   ; enroll ; auth.go simplereenroll.go                    ; ^TestEST$
-web-auth      ; web    ; auth.go                                      ; ^Test(Auth|Login|Token|Session|RoleMatrix|API)
+web-auth      ; web    ; auth.go                                      ; ^Test(APIAuthAndRoles|RoleMatrix|Credential|UILogin|ViewerRevokeDenied|UICrossOrigin|Denials)
 '
 
 root=$(cd "$(dirname "$0")/.." && pwd)
