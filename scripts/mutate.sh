@@ -26,7 +26,7 @@ GREMLINS=github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
 # name ; package dir ; files to mutate ; -run regexp for the tests
 GROUPS_TABLE='
 ca-check      ; ca     ; check.go policy.go names.go                  ; ^Test(Issue(Refusals|Names|Matrix)|SubjectNotCopied|Profile|NameMatching|Glob|KeyUsageForKeyTypes|Lint)
-acme-jws      ; acme   ; jws.go                                       ; ^Test(JWS|Deactivated|ErrorsAreProblems|DeniedJWS|EAB$|AccountLifecycle|HostileRequests|NonceFromAnyReplica)
+acme-jws      ; acme   ; jws.go                                       ; ^Test(JWS|Deactivated|ErrorsAreProblems|DeniedJWS|EAB$|AccountLifecycle|HostileRequests|NonceFromAnyReplica|ShortRSA)
 acme-finalize ; acme   ; finalize.go                                  ; ^Test(Finalize|OrdersEveryChallenge|IdentifiersChecked)
 acme-revoke   ; acme   ; revoke.go                                    ; ^TestRevo
 acme-validate ; acme   ; validate.go                                  ; ^Test(CAA|Validation|HTTP01|WildcardOnlyDNS01|FailedChallenge|ServeDefaultsRefuseNonPublic)
