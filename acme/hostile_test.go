@@ -149,9 +149,25 @@ func TestNonceFromAnyReplica(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("replica B refused replica A's nonce: %d %s", resp.StatusCode, body)
 	}
-	resp, body = b.send(t, rawReq{url: url, nonce: n, key: key, payload: map[string]any{}})
-	if err := problemOf(resp, body); err == nil || !strings.Contains(err.Error(), "badNonce") {
-		t.Fatalf("second use of a nonce = %v, want badNonce", err)
+	// The replay goes to the other replicas, not the one that consumed
+	// it: A, which issued the nonce, and C, which never saw it. A replay
+	// cache kept in one replica's memory would pass a same-replica replay
+	// and accept these.
+	c := newEnvOnCA(t, a)
+	for _, r := range []*testEnv{a, c} {
+		url := r.srv.URL + "/acme/default/new-account"
+		resp, body = r.send(t, rawReq{url: url, nonce: n, key: key, payload: map[string]any{}})
+		if err := problemOf(resp, body); err == nil || !strings.Contains(err.Error(), "badNonce") {
+			t.Fatalf("replay at %s of a nonce consumed at %s = %d %v, want badNonce", r.srv.URL, b.srv.URL, resp.StatusCode, err)
+		}
+	}
+	// Each replica still accepts a fresh nonce for the same request, so
+	// the refusals above are about the nonce, not the request.
+	for _, r := range []*testEnv{a, c} {
+		url := r.srv.URL + "/acme/default/new-account"
+		if resp, body := r.send(t, rawReq{url: url, nonce: r.nonce(t), key: key, payload: map[string]any{}}); resp.StatusCode != http.StatusOK {
+			t.Fatalf("fresh nonce at %s: %d %s", r.srv.URL, resp.StatusCode, body)
+		}
 	}
 	_ = ctx
 }

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -80,7 +81,13 @@ func sign(t testing.TB, r rawReq) []byte {
 	}
 	input := b64(ph) + "." + b64(pl)
 	var sig []byte
-	if alg != "none" {
+	if k, ok := r.key.(*rsa.PrivateKey); ok && alg != "none" {
+		sum := sha256.Sum256([]byte(input))
+		var err error
+		if sig, err = rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, sum[:]); err != nil {
+			t.Fatal(err)
+		}
+	} else if alg != "none" {
 		sig = es256(t, r.key.(*ecdsa.PrivateKey), []byte(input))
 	}
 	out, _ := json.Marshal(map[string]string{"protected": b64(ph), "payload": b64(pl), "signature": b64(sig)})

@@ -2,6 +2,7 @@ package acme_test
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
@@ -47,12 +48,18 @@ func TestARIEarlyMigration(t *testing.T) {
 				if !win.Start.Equal(again.Start) || !win.End.Equal(again.End) {
 					t.Errorf("%s: window moved between polls: %v..%v then %v..%v", host, win.Start, win.End, again.Start, again.End)
 				}
-				ms, me := acme.MigrationWindow(activated, period, cert.SerialNumber.Text(16))
-				want, wantEnd := ms, me
-				if normal.Start.Before(ms) {
-					want, wantEnd = normal.Start, normal.End
+				// The expected window, computed here from the documented
+				// rule rather than by the code under test: the normal
+				// window is the middle of the last third of the lifetime,
+				// the migration slot is at activated + frac*0.9*period
+				// (frac from the serial's SHA-256), a tenth of the period
+				// long, and the earlier of the two wins.
+				life := cert.NotAfter.Sub(cert.NotBefore)
+				want, wantEnd := cert.NotAfter.Add(-life/3), cert.NotAfter.Add(-life/6)
+				if ms := activated.Add(slotOffset(cert.SerialNumber.Text(16), period)); ms.Before(want) {
+					want, wantEnd = ms, ms.Add(period/10)
 				}
-				if !win.Start.Equal(want.Truncate(time.Second)) || !win.End.Equal(wantEnd.Truncate(time.Second)) {
+				if !closeTo(win.Start, want) || !closeTo(win.End, wantEnd) {
 					t.Errorf("%s: window %v..%v, want %v..%v (normal %v)", host, win.Start, win.End, want, wantEnd, normal.Start)
 				}
 				if win.Start.After(normal.Start) {
@@ -63,11 +70,17 @@ func TestARIEarlyMigration(t *testing.T) {
 				}
 				starts[win.Start] = true
 			}
-			// Spread: the slots are a function of the serial.
-			for _, serial := range []string{"1", "2", "3", "4"} {
+			// Spread: the slots are a function of the serial. Fixed
+			// vectors (offsets in whole seconds after activation for a
+			// 30-day period, worked out from SHA-256 of the serial with
+			// exact arithmetic) pin the rule down.
+			for serial, offset := range map[string]time.Duration{"1": 979832, "2": 1935956, "3": 711033, "4": 684664} {
 				s, e := acme.MigrationWindow(activated, period, serial)
-				if s.Before(activated) || e.After(activated.Add(period)) || e.Sub(s) != period/10 {
-					t.Errorf("MigrationWindow(%s) = %v..%v", serial, s, e)
+				if got := s.Sub(activated); got < offset*time.Second || got >= (offset+1)*time.Second || e.Sub(s) != period/10 {
+					t.Errorf("MigrationWindow(%s) = %v..%v, want a tenth of the period from %v after activation", serial, s, e, offset*time.Second)
+				}
+				if off := slotOffset(serial, period); off.Truncate(time.Second) != offset*time.Second {
+					t.Errorf("slotOffset(%s) = %v, want %v", serial, off, offset*time.Second)
 				}
 				starts[s] = true
 			}
@@ -76,6 +89,24 @@ func TestARIEarlyMigration(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slotOffset is the documented migration slot of serial (lower-case hex
+// as the inventory keeps it): the first eight bytes of its SHA-256, as a
+// fraction of 2^64-1, times nine tenths of period. Exact rational
+// arithmetic, so it is not the float code under test written twice.
+func slotOffset(serial string, period time.Duration) time.Duration {
+	h := sha256.Sum256([]byte(serial))
+	frac := new(big.Rat).SetFrac(new(big.Int).SetBytes(h[:8]), new(big.Int).SetUint64(^uint64(0)))
+	off := frac.Mul(frac, big.NewRat(9*int64(period), 10))
+	return time.Duration(new(big.Int).Quo(off.Num(), off.Denom()).Int64())
+}
+
+// closeTo compares an RFC 3339 time from the wire (whole seconds) with an
+// exact expectation: the float code may round a nanosecond either way.
+func closeTo(wire, want time.Time) bool {
+	d := wire.Sub(want.Truncate(time.Second))
+	return d >= -time.Second && d <= time.Second
 }
 
 // TestAlternateChainsServingOnly: a second certificate for the issuing

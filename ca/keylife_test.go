@@ -121,10 +121,11 @@ func TestMeteredKeysCountAndRetire(t *testing.T) {
 	}
 }
 
-// TestRotateOnline: a scheduled rotation does not take over before its
-// time; once active, new issuance uses the new key, both chains verify,
-// the old issuer still answers OCSP, and it is retired (and its key can
-// be destroyed) only after its last certificate expired.
+// TestRotateOnline: once a rotation is active (that a scheduled one does
+// not take over before its time is TestRotateScheduled), new issuance
+// uses the new key, both chains verify, the old issuer still answers OCSP,
+// and it is retired (and its key can be destroyed) only after its last
+// certificate expired.
 func TestRotateOnline(t *testing.T) {
 	t.Parallel()
 	for name, open := range map[string]func(testing.TB) *inventory.Store{"sqlite": inventorytest.SQLite, "postgres": inventorytest.Postgres} {
@@ -242,26 +243,48 @@ func TestRotateOffline(t *testing.T) {
 }
 
 // TestRotateScheduled: a rotation scheduled for later does not take over
-// issuance before its time.
+// issuance before its time: the old CA issues (on a clock now and just
+// before the time), and the new one once its time has come (just after);
+// each certificate is signed by the CA that should have signed it.
 func TestRotateScheduled(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newKeyEnv(t, inventorytest.SQLite(t))
-	rootSigner, _ := e.keys.Signer(ctx, e.init.RootKeyURI)
-	if _, err := Rotate(ctx, RotateOptions{Store: e.st, Keys: e.meter, RootSigner: rootSigner, NewID: "issuing-later",
-		At: time.Now().Add(48 * time.Hour), URLs: testURLs, Who: e.who}); err != nil {
-		t.Fatal(err)
-	}
-	if got := e.ca(t).IssuerID(); got != e.init.IssuingIssuer.ID {
-		t.Errorf("before its activation time the CA uses %s, want %s", got, e.init.IssuingIssuer.ID)
-	}
-	c, err := New(ctx, Options{Store: e.st, Keys: e.meter, URLs: testURLs, Logger: discardLogger(),
-		Now: func() time.Time { return time.Now().Add(49 * time.Hour) }})
+	rootSigner, err := e.keys.Signer(ctx, e.init.RootKeyURI)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.IssuerID() != "issuing-later" {
-		t.Errorf("after its activation time the CA uses %s, want issuing-later", c.IssuerID())
+	at := time.Now().Add(48 * time.Hour).Truncate(time.Second)
+	res, err := Rotate(ctx, RotateOptions{Store: e.st, Keys: e.meter, RootSigner: rootSigner, NewID: "issuing-later", URLs: testURLs, Who: e.who, At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		now    time.Time
+		id     string
+		issuer *x509.Certificate
+	}{
+		{"now", time.Now(), e.init.IssuingIssuer.ID, e.init.Issuing},
+		{"a minute before", at.Add(-time.Minute), e.init.IssuingIssuer.ID, e.init.Issuing},
+		{"a minute after", at.Add(time.Minute), "issuing-later", res.Cert},
+	} {
+		now := tc.now
+		c, err := New(ctx, Options{Store: e.st, Keys: e.meter, URLs: testURLs, Logger: discardLogger(), RevocationStore: e.st, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.IssuerID() != tc.id {
+			t.Errorf("%s: the CA issues with %s, want %s", tc.name, c.IssuerID(), tc.id)
+			continue
+		}
+		iss, err := issueOne(t, c)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if err := iss.Certificate.CheckSignatureFrom(tc.issuer); err != nil {
+			t.Errorf("%s: certificate not signed by %s: %v", tc.name, tc.id, err)
+		}
 	}
 }
 

@@ -29,7 +29,8 @@ func TestLintRegistryRFCOnly(t *testing.T) {
 }
 
 // TestLintRefuses: a certificate that breaks an RFC rule is refused with
-// ErrLint naming the rule, before the real key signs anything.
+// ErrLint naming the rule, by a lint that never uses the real key (it runs
+// with the HSM refusing every signature).
 func TestLintRefuses(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t, hsm.ECP256, nil)
@@ -42,6 +43,17 @@ func TestLintRefuses(t *testing.T) {
 	tmpl, err := buildLeaf(chk, leafParams{serial: sn, issuer: env.ca.cur().issuerCert, sigAlg: env.ca.cur().sigAlg, profile: pol})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The real key is not involved: with every HSM signature failing,
+	// lint still signs its copy (with the stand-in's throw-away key) and
+	// passes a good certificate, and refuses a bad one with ErrLint, not
+	// with a signing error.
+	env.keys.mu.Lock()
+	env.keys.failSign = true
+	env.keys.mu.Unlock()
+	tbs, _, err := env.ca.cur().lintIssuer.lint("certificate", tmpl)
+	if err != nil || len(tbs) == 0 {
+		t.Fatalf("lint(good certificate) with the HSM refusing to sign = %d bytes, %v; want it linted without the real key", len(tbs), err)
 	}
 	tmpl.EmailAddresses = []string{"not an address"} // what step 1 would never let through
 	_, _, err = env.ca.cur().lintIssuer.lint("certificate", tmpl)

@@ -2,7 +2,10 @@ package enroll_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +49,19 @@ func testApproval(t *testing.T, b *base) {
 			if first.code != 200 {
 				t.Fatalf("retry after approval = %d %s", first.code, first.body)
 			}
+			// "The certificate": one for the held CSR's key and name, and
+			// the held request now names it.
+			certs, err := enroll.ParseCertsOnly(mustB64(t, first.body))
+			if err != nil || len(certs) != 1 {
+				t.Fatalf("pick-up body: %d certificates, %v", len(certs), err)
+			}
+			req, _ := x509.ParseCertificateRequest(der)
+			if pk, ok := certs[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pk.Equal(req.PublicKey) || certs[0].Subject.CommonName != "held-dev" {
+				t.Fatalf("picked-up certificate %s is not for the held CSR", certs[0].Subject)
+			}
+			if p, err := st.ESTPendingByCSR(ctx, "held", pend[0].CSRSHA256); err != nil || p.Status != "issued" || p.CertSerial != certs[0].SerialNumber.Text(16) {
+				t.Fatalf("held request after pick-up: %+v %v, want issued with serial %x", p, err, certs[0].SerialNumber)
+			}
 			again := post(t, c, e.url("/held/simpleenroll"), "", "", b64(der), nil)
 			if again.code != 200 || again.body != first.body {
 				t.Fatalf("second pick-up = %d, same=%v", again.code, again.body == first.body)
@@ -85,6 +101,10 @@ func testKeyPool(t *testing.T, b *base) {
 	if _, err := x509.ParsePKCS8PrivateKey(sealed); err == nil {
 		t.Fatal("a pooled key is stored unsealed")
 	}
+	// ... and out of the store: one fewer (at 9 of 10 no refill starts).
+	if n, err := st.CountESTPoolKeys(ctx, "kp", "EC-P256"); err != nil || n != 9 {
+		t.Fatalf("after one claim the pool holds %d keys (%v), want 9", n, err)
+	}
 	for i := 0; i < 12; i++ {
 		der, _ := csr(t, "skg")
 		u, p := e.token("kp")
@@ -96,13 +116,52 @@ func testKeyPool(t *testing.T, b *base) {
 			t.Errorf("serverkeygen %d: %d est.serverkeygen events (%v), want 1", i, len(evs), err)
 		}
 	}
-	// The refill runs concurrently with the claims; an empty pool is
-	// likely but not certain, so only the refills are required.
-	evs, err := st.Events(ctx, inventory.EventFilter{Action: "est.pool.refill", Object: "est-pool:kp"})
-	if err != nil {
-		t.Fatal(err)
+	// The refill runs concurrently with the claims and is only kicked by
+	// them, so wait (bounded) for its event rather than expect it done.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		evs, err := st.Events(ctx, inventory.EventFilter{Action: "est.pool.refill", Object: "est-pool:kp"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d refill events, want at least 2 (initial fill and the one at 20%%)", len(evs))
+		}
 	}
-	if len(evs) < 2 {
-		t.Errorf("%d refill events, want at least 2 (initial fill and the one at 20%%)", len(evs))
+
+	// An empty pool still serves, with a fresh key, and says so in an
+	// est.pool.empty event. Empty it through the store first; a refill
+	// kicked by the claims above may still be adding keys, so drain and
+	// try again until a request found it empty (bounded).
+	emptyEvents := func() int {
+		t.Helper()
+		evs, err := st.Events(ctx, inventory.EventFilter{Action: "est.pool.empty", Object: "est-pool:kp"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	before := emptyEvents()
+	for attempt := 0; ; attempt++ {
+		for {
+			if _, err := st.ClaimESTPoolKey(ctx, "kp", "EC-P256"); errors.Is(err, inventory.ErrNotFound) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		der, _ := csr(t, "cold")
+		u, p := e.token("kp")
+		if r := post(t, e.client(nil), e.url("/kp/serverkeygen"), u, p, b64(der), nil); r.code != 200 || !strings.Contains(r.body, "application/pkcs8") {
+			t.Fatalf("serverkeygen on an empty pool = %d %s", r.code, r.body)
+		}
+		if emptyEvents() > before {
+			break
+		}
+		if attempt == 10 {
+			t.Fatal("serverkeygen on a drained pool recorded no est.pool.empty event")
+		}
 	}
 }

@@ -7,10 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDecodeBody: every request spelling RFC 8951 and the field allow
@@ -68,4 +71,70 @@ func TestWrap76(t *testing.T) {
 	if err != nil || !bytes.Equal(back, data) {
 		t.Fatalf("wrap76 does not round-trip: %v", err)
 	}
+
+	// certsOnly: a degenerate SignedData (RFC 5652 §5, the "certs-only"
+	// reply of RFC 7030 §4.1.3) holding the certificates in order, read
+	// here with the test's own ASN.1 description rather than
+	// parseCertsOnly, then once more through wrap76 and decodeBody.
+	certs := []*x509.Certificate{namedCert(t, "first"), namedCert(t, "second"), namedCert(t, "third")}
+	p7, err := certsOnly(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := decodeBody(wrap76(p7))
+	if err != nil || !bytes.Equal(wire, p7) {
+		t.Fatalf("certsOnly through wrap76 and decodeBody: %v", err)
+	}
+	var ci struct {
+		ContentType asn1.ObjectIdentifier
+		Content     asn1.RawValue `asn1:"explicit,tag:0"`
+	}
+	if rest, err := asn1.Unmarshal(wire, &ci); err != nil || len(rest) != 0 || !ci.ContentType.Equal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}) {
+		t.Fatalf("certsOnly ContentInfo: %v %v, rest %d", ci.ContentType, err, len(rest))
+	}
+	var sd struct {
+		Version          int
+		DigestAlgorithms asn1.RawValue
+		Encap            struct{ ContentType asn1.ObjectIdentifier }
+		Certificates     asn1.RawValue
+		SignerInfos      asn1.RawValue
+	}
+	if rest, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(rest) != 0 {
+		t.Fatalf("certsOnly SignedData: %v", err)
+	}
+	if sd.Version != 1 || sd.DigestAlgorithms.Tag != asn1.TagSet || len(sd.DigestAlgorithms.Bytes) != 0 ||
+		!sd.Encap.ContentType.Equal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}) ||
+		sd.SignerInfos.Tag != asn1.TagSet || len(sd.SignerInfos.Bytes) != 0 {
+		t.Fatalf("certsOnly is not a degenerate SignedData: %+v", sd)
+	}
+	if sd.Certificates.Class != asn1.ClassContextSpecific || sd.Certificates.Tag != 0 {
+		t.Fatalf("certsOnly certificates field has tag %d/%d", sd.Certificates.Class, sd.Certificates.Tag)
+	}
+	got, err := x509.ParseCertificates(sd.Certificates.Bytes)
+	if err != nil || len(got) != len(certs) {
+		t.Fatalf("certsOnly holds %d certificates (%v), want %d", len(got), err, len(certs))
+	}
+	for i := range certs {
+		if !got[i].Equal(certs[i]) {
+			t.Errorf("certificate %d is %s, want %s", i, got[i].Subject, certs[i].Subject)
+		}
+	}
+	if back, err := parseCertsOnly(wire); err != nil || len(back) != len(certs) || !back[2].Equal(certs[2]) {
+		t.Errorf("parseCertsOnly(certsOnly) = %d certificates, %v", len(back), err)
+	}
+}
+
+func namedCert(t *testing.T, cn string) *x509.Certificate {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -89,10 +89,13 @@ func TestHandlers(t *testing.T) {
 		t.Errorf("If-Modified-Since: %d, want 304", w2.Code)
 	}
 
-	req, _ := ocsp.CreateRequest(e.leaf, e.issuing, &ocsp.RequestOptions{Hash: crypto.SHA1})
-	// Find a request whose standard base64 contains "//" or "+": the
-	// case path cleaning and form decoding break.
-	std := base64.StdEncoding.EncodeToString(req)
+	plain, _ := ocsp.CreateRequest(e.leaf, e.issuing, &ocsp.RequestOptions{Hash: crypto.SHA1})
+	// A request whose standard base64 contains both "//" and "+": the
+	// cases path cleaning and form decoding break. Built, not hoped for.
+	req, std := slashPlusRequest(t, plain)
+	if !strings.Contains(std, "//") || !strings.Contains(std, "+") {
+		t.Fatalf("constructed request %s lacks // or +", std)
+	}
 	for _, path := range []string{"/ocsp/" + std, "/ocsp/" + strings.ReplaceAll(std, "/", "%2F"), "/ocsp/" + base64.RawURLEncoding.EncodeToString(req)} {
 		w := e.do("GET", path, nil)
 		resp, err := ocsp.ParseResponseForCert(w.Body.Bytes(), e.leaf, e.issuing)
@@ -163,4 +166,44 @@ func withNonce(t testing.TB, der []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// slashPlusRequest returns plain with a requestorName inserted whose
+// payload makes the standard base64 of the whole request contain "//"
+// and "+", and that base64. The responder skips requestorName (RFC 6960
+// §4.1.1 lets a client name itself), so the answer is still the
+// pre-signed, cacheable one for the same CertID. The payload FF FF BE
+// encodes as "//++" when it starts on a 3-byte boundary; one of three
+// pad lengths puts it there.
+func slashPlusRequest(t *testing.T, plain []byte) ([]byte, string) {
+	t.Helper()
+	var outer struct{ TBS asn1.RawValue }
+	if rest, err := asn1.Unmarshal(plain, &outer); err != nil || len(rest) != 0 {
+		t.Fatalf("parsing OCSP request: %v", err)
+	}
+	mustMarshal := func(v any) []byte {
+		b, err := asn1.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tagged := func(class, tag int, parts ...[]byte) []byte {
+		return mustMarshal(asn1.RawValue{Class: class, Tag: tag, IsCompound: true, Bytes: bytes.Join(parts, nil)})
+	}
+	for pad := 0; pad < 3; pad++ {
+		payload := append(make([]byte, pad), 0xff, 0xff, 0xbe, 0xff, 0xff, 0xbe)
+		// requestorName [1] EXPLICIT GeneralName; otherName [0] { type-id, [0] EXPLICIT OCTET STRING }.
+		otherName := tagged(asn1.ClassContextSpecific, 0,
+			mustMarshal(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1}),
+			tagged(asn1.ClassContextSpecific, 0, mustMarshal(payload)))
+		tbs := tagged(asn1.ClassUniversal, asn1.TagSequence, tagged(asn1.ClassContextSpecific, 1, otherName), outer.TBS.Bytes)
+		der := tagged(asn1.ClassUniversal, asn1.TagSequence, tbs)
+		std := base64.StdEncoding.EncodeToString(der)
+		if strings.Contains(std, "//") && strings.Contains(std, "+") {
+			return der, std
+		}
+	}
+	t.Fatal("no pad length gives // and + in the base64")
+	return nil, ""
 }

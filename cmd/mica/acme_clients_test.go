@@ -10,9 +10,14 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +26,12 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	xacme "golang.org/x/crypto/acme"
+
 	"github.com/mica-pki/mica/acme/acmetest"
 	"github.com/mica-pki/mica/internal/testtool"
+	"github.com/mica-pki/mica/inventory"
 )
 
 // acmeLab is one mica dev with its DNS server and client ports.
@@ -189,8 +198,14 @@ func TestCertbot(t *testing.T) {
 		t.Fatalf("after certbot revoke: %v", rec)
 	}
 
-	// Unregister: the account is deactivated and cannot order.
+	// Unregister: the account is deactivated and cannot order. certbot
+	// deletes its account files, so read the key and URL first.
+	acctKey, acctURL := certbotAccount(t, cfg)
 	l.client(nil, "certbot", append([]string{"unregister"}, common...)...)
+	if a := l.account(acctURL); a.Status != "deactivated" {
+		t.Fatalf("after certbot unregister the account is %q, want deactivated", a.Status)
+	}
+	l.refusedOrder(acctKey, acctURL)
 
 	// EAB on the corp directory.
 	kid, hmac := l.eabKey()
@@ -241,6 +256,120 @@ func TestLego(t *testing.T) {
 	corp := t.TempDir()
 	l.client(nil, "lego", append([]string{"--server", l.corpDir, "--accept-tos", "--email", "a@b.test", "--path", corp,
 		"--eab", "--kid", kid, "--hmac", hmac, "--domains", "e.test"}, append(httpArgs, "run")...)...)
+	// The account lego created is bound to that EAB key, both ways.
+	acctURL := legoAccountURL(t, corp)
+	a := l.account(acctURL)
+	if a.EABKeyID != kid || a.Profile != "corp" {
+		t.Fatalf("lego's EAB account %s: EAB key %q profile %q, want %q corp", acctURL, a.EABKeyID, a.Profile, kid)
+	}
+	l.withStore(func(st *inventory.Store) {
+		k, err := st.ACMEEABKey(context.Background(), kid)
+		if err != nil || k.AccountID != a.ID {
+			t.Fatalf("EAB key %s: %+v %v, want bound to account %s", kid, k, err, a.ID)
+		}
+	})
+	if rec := l.certRecord(filepath.Join(corp, "certificates", "e.test.crt")); !strings.HasSuffix(fmt.Sprint(rec["requester"]), "/acme/corp/acct/"+a.ID) {
+		t.Fatalf("EAB certificate record: %v, want requester %s", rec, acctURL)
+	}
+}
+
+// withStore opens the lab's inventory (SQLite, shared with the running
+// mica dev) for one look.
+func (l *acmeLab) withStore(f func(*inventory.Store)) {
+	l.t.Helper()
+	st, err := inventory.Open(context.Background(), "sqlite:"+filepath.Join(l.ca.dir, "mica.db"))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer st.Close()
+	f(st)
+}
+
+// account reads the store's row for the ACME account at acctURL (its
+// last path segment is the account ID).
+func (l *acmeLab) account(acctURL string) *inventory.ACMEAccount {
+	l.t.Helper()
+	id := acctURL[strings.LastIndex(acctURL, "/")+1:]
+	if id == "" || !strings.Contains(acctURL, "/acct/") {
+		l.t.Fatalf("not an account URL: %q", acctURL)
+	}
+	var a *inventory.ACMEAccount
+	l.withStore(func(st *inventory.Store) {
+		var err error
+		if a, err = st.ACMEAccount(context.Background(), inventory.ACMEAccountFilter{ID: id}); err != nil {
+			l.t.Fatalf("account %s: %v", id, err)
+		}
+	})
+	return a
+}
+
+// refusedOrder tries a new order as the account at acctURL, signed with
+// its key, and requires the server to refuse it with 401 unauthorized
+// (RFC 8555 §7.3.6: a deactivated account's requests are refused).
+func (l *acmeLab) refusedOrder(key crypto.Signer, acctURL string) {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pemBytes, err := os.ReadFile(l.root)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	cl := &xacme.Client{Key: key, KID: xacme.KeyID(acctURL), DirectoryURL: l.dir,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
+	o, err := cl.AuthorizeOrder(ctx, []xacme.AuthzID{{Type: "dns", Value: "after-unregister.test"}})
+	var pe *xacme.Error
+	if !errors.As(err, &pe) || pe.StatusCode != http.StatusUnauthorized || pe.ProblemType != "urn:ietf:params:acme:error:unauthorized" {
+		l.t.Fatalf("order by the unregistered account: %+v %v, want 401 unauthorized", o, err)
+	}
+}
+
+// certbotAccount reads the one account certbot keeps under cfg: its key
+// (a JWK in private_key.json) and its URL (regr.json).
+func certbotAccount(t *testing.T, cfg string) (crypto.Signer, string) {
+	t.Helper()
+	regs, _ := filepath.Glob(filepath.Join(cfg, "accounts", "*", "acme", "default", "directory", "*", "regr.json"))
+	if len(regs) != 1 {
+		t.Fatalf("certbot accounts under %s: %v, want one", cfg, regs)
+	}
+	var regr struct{ URI string }
+	readJSON(t, regs[0], &regr)
+	var jwk jose.JSONWebKey
+	readJSON(t, filepath.Join(filepath.Dir(regs[0]), "private_key.json"), &jwk)
+	key, ok := jwk.Key.(crypto.Signer)
+	if !ok || regr.URI == "" {
+		t.Fatalf("certbot account: key %T, uri %q", jwk.Key, regr.URI)
+	}
+	return key, regr.URI
+}
+
+// legoAccountURL reads the account URL lego saved under path.
+func legoAccountURL(t *testing.T, path string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(path, "accounts", "*", "*", "account.json"))
+	if len(files) != 1 {
+		t.Fatalf("lego accounts under %s: %v, want one", path, files)
+	}
+	var acct struct {
+		Registration struct{ URI string } `json:"registration"`
+	}
+	readJSON(t, files[0], &acct)
+	if acct.Registration.URI == "" {
+		t.Fatalf("%s has no registration URI", files[0])
+	}
+	return acct.Registration.URI
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }
 
 // sameSerial compares serials as the CLI prints them (upper case, padded)

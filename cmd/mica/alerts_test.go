@@ -80,10 +80,11 @@ func TestServeWebhookAlerts(t *testing.T) {
 	}
 }
 
-// TestAlertEngineAnomalyConfig: the anomaly settings reach the engine,
-// and one naming a profile that does not exist, or a bad time window,
-// stops serve with a configuration error rather than silently watching
-// nothing.
+// TestAlertEngineAnomalyConfig: serve builds its alert engine from valid
+// anomaly settings, and one naming a profile that does not exist, a bad
+// time zone or a bad network stops serve with a configuration error
+// naming the setting, rather than silently watching nothing. (That the
+// settings then drive the detection is tested in package alerts.)
 func TestAlertEngineAnomalyConfig(t *testing.T) {
 	t.Parallel()
 	e := &env{getenv: func(k string) string { return map[string]string{"HOOK": "s3cret"}[k] }}

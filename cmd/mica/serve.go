@@ -132,6 +132,7 @@ func serve(ctx context.Context, e *env, cfg *config.Config, log *slog.Logger, an
 	// A rotation scheduled in the store (by the CLI, a key job or another
 	// replica) takes over issuance here at its activation time, no restart.
 	go g.ca.RunIssuerWatch(ctx, time.Minute)
+	watchHangup(ctx, g.ca, log) // SIGHUP: re-read them now (hangup.go)
 	g.ca.SetEarlyMigration(cfg.KeyPolicy.EarlyMigration.D())
 	// Rotation-due alerts, automatic rotation, issuer retirement (keyjobs.go).
 	go newKeyJobs(e, g).run(ctx)
