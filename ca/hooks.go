@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"fmt"
 	"os"
 	"time"
 )
@@ -20,6 +21,13 @@ const (
 	// that protocol, so a server can start (it issues its own TLS
 	// certificate) and die in the middle of, say, an ACME finalize.
 	crashEnv = "MICA_TEST_CRASH_AT"
+
+	// stallPrefix ("stall:after-sign") makes the process stop at the point
+	// instead of dying: it writes stallMarker and the point to stderr and
+	// waits, so a test can SIGKILL it from outside exactly there (a random
+	// kill lands in the few milliseconds of an issuance only by luck).
+	stallPrefix = "stall:"
+	stallMarker = "MICA_TEST_STALLED"
 )
 
 // testHooks are in-process hooks for unit tests, called at the crash
@@ -52,6 +60,11 @@ func (c *CA) crashPoint(point, protocol string) {
 	}
 	if hook != nil {
 		hook()
+	}
+	if c.crashAt == stallPrefix+point {
+		fmt.Fprintf(os.Stderr, "%s %s\n", stallMarker, point)
+		time.Sleep(time.Minute)
+		return
 	}
 	if c.crashAt != point && c.crashAt != point+":"+protocol {
 		return

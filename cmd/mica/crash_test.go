@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -152,22 +154,48 @@ func TestKillLoop(t *testing.T) {
 		kill(time.Duration(rand.Int64N(int64(window))))
 	}
 	// The invariants below say something about a crash only if some kill
-	// landed between the reservation and the exit. Random moments may all
-	// miss that short stretch; then search for it, bounded: a kill that
-	// came too early moves the next one later, a run that finished moves
-	// it earlier.
-	lo, hi := time.Duration(0), window
-	for i := 0; mid == 0 && i < 60; i++ {
-		d := lo + (hi-lo)/2
-		switch kill(d) {
-		case "done":
-			hi = d
-		case "early":
-			lo = d
+	// landed between the reservation and the exit, and random moments
+	// rarely hit those few milliseconds. So two more runs stop at a stall
+	// point (MICA_TEST_CRASH_AT=stall:POINT: the process says so on stderr
+	// and waits) and are SIGKILLed from here, exactly after signing and
+	// exactly after the commit.
+	for _, point := range []string{"after-sign", "after-commit"} {
+		out := filepath.Join(outDir, fmt.Sprintf("leaf-%02d.pem", n))
+		n++
+		before := rows()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, micaBin, c.data("cert", "issue", "--csr", csr, "--profile", "server", "--out", out)...)
+		cmd.Env = append(baseEnv(), "MICA_TEST_CRASH_AT=stall:"+point)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
 		}
-		if hi-lo < 2*time.Millisecond { // converged on the jitter: widen again
-			lo, hi = max(0, lo-20*time.Millisecond), hi+20*time.Millisecond
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
+		stalled := false
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "MICA_TEST_STALLED "+point) {
+				stalled = true
+				break
+			}
+		}
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		go io.Copy(io.Discard, stderr)
+		err = cmd.Wait()
+		cancel()
+		if !stalled || err == nil {
+			t.Fatalf("stall:%s: the process never reached the point (stalled %t, exit %v)", point, stalled, err)
+		}
+		if _, statErr := os.Stat(out); statErr == nil {
+			t.Errorf("stall:%s: --out written by a process killed before it returned", point)
+		}
+		if rows() == before {
+			t.Errorf("stall:%s: killed mid-issuance but the store has no row for it", point)
+		}
+		killed++
+		mid++
 	}
 	t.Logf("%d runs: %d killed before exiting, %d of them mid-issuance, %d wrote --out (window %v)", n, killed, mid, written, window)
 	if mid == 0 {
