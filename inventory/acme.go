@@ -208,34 +208,47 @@ func (s *Store) UpdateACMEAccount(ctx context.Context, a *ACMEAccount, ev Event)
 	})
 }
 
-// AddACMENonce records a fresh nonce valid until expires.
-func (s *Store) AddACMENonce(ctx context.Context, value string, expires time.Time) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO acme_nonces (value, expires_at) VALUES (?, ?)`), value, s.timeArg(expires)); err != nil {
-		return fmt.Errorf("inventory: add nonce: %w", err)
+// ACMENonceKey returns the MAC key the ACME replicas share for nonces.
+// The first caller stores candidate; every caller, concurrent ones
+// included, gets the key that was stored first, so replicas started
+// together agree. Errors: ErrInvalid for an empty candidate.
+func (s *Store) ACMENonceKey(ctx context.Context, candidate []byte) ([]byte, error) {
+	if len(candidate) == 0 {
+		return nil, fmt.Errorf("%w: empty nonce key", ErrInvalid)
 	}
-	return nil
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO acme_nonce_key (id, key, created_at) VALUES (1, ?, ?)
+		ON CONFLICT (id) DO NOTHING`), candidate, s.timeArg(s.now())); err != nil {
+		return nil, fmt.Errorf("inventory: store nonce key: %w", err)
+	}
+	var key []byte
+	if err := s.db.GetContext(ctx, &key, s.q(`SELECT key FROM acme_nonce_key WHERE id = 1`)); err != nil {
+		return nil, fmt.Errorf("inventory: read nonce key: %w", err)
+	}
+	return key, nil
 }
 
-// ConsumeACMENonce redeems a nonce: it reports true exactly once for a
-// nonce added and not yet expired, whichever replica added it, and false
-// for an unknown, used or expired one. The DELETE is the whole check, so
-// two concurrent redemptions cannot both succeed.
-func (s *Store) ConsumeACMENonce(ctx context.Context, value string) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM acme_nonces WHERE value = ? AND expires_at > ?`), value, s.timeArg(s.now()))
+// UseACMENonce redeems nonce id: it reports true for the first call with
+// id, on any replica, and false for every later one until the row is
+// purged (after expires, when the nonce's own expiry refuses it). The
+// INSERT on the primary key is the whole check, so two concurrent
+// redemptions cannot both succeed.
+func (s *Store) UseACMENonce(ctx context.Context, id string, expires time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO acme_used_nonces (id, expires_at) VALUES (?, ?)
+		ON CONFLICT (id) DO NOTHING`), id, s.timeArg(expires))
 	if err != nil {
-		return false, fmt.Errorf("inventory: consume nonce: %w", err)
+		return false, fmt.Errorf("inventory: use nonce: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("inventory: consume nonce: %w", err)
+		return false, fmt.Errorf("inventory: use nonce: %w", err)
 	}
 	return n == 1, nil
 }
 
-// PurgeACMENonces deletes nonces that expired before now and reports how
-// many went. Any replica may run it at any time.
-func (s *Store) PurgeACMENonces(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM acme_nonces WHERE expires_at <= ?`), s.timeArg(now))
+// PurgeACMEUsedNonces deletes used-nonce rows that expired before now and
+// reports how many went. Any replica may run it at any time.
+func (s *Store) PurgeACMEUsedNonces(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM acme_used_nonces WHERE expires_at <= ?`), s.timeArg(now))
 	if err != nil {
 		return 0, fmt.Errorf("inventory: purge nonces: %w", err)
 	}
