@@ -268,7 +268,8 @@ func TestNonceWindowOverflow(t *testing.T) {
 
 // BenchmarkNonce: issue one nonce and redeem it at the replica that issued
 // it, on SQLite. Before this design (INSERT on issue, DELETE on redeem,
-// two durable commits) it took about 1.06 ms on the 2-core CI machine.
+// two durable commits) it took about 1.06 ms on the 2-core CI machine;
+// with it, about 80 µs (one insert that does not sync).
 func BenchmarkNonce(b *testing.B) {
 	ctx := context.Background()
 	n := mustNonces(b, inventorytest.SQLite(b), time.Now)

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -232,17 +233,65 @@ func (s *Store) ACMENonceKey(ctx context.Context, candidate []byte) ([]byte, err
 // purged (after expires, when the nonce's own expiry refuses it). The
 // INSERT on the primary key is the whole check, so two concurrent
 // redemptions cannot both succeed.
+//
+// The commit does not wait for the disk (synchronous=NORMAL on SQLite,
+// synchronous_commit=off on PostgreSQL); it is visible to every replica at
+// once, and it becomes durable no later than the next durable commit,
+// because both databases write one log in order and a durable commit
+// flushes it up to itself. So anything a request that redeemed the nonce
+// made durable also made the redemption durable; a crash can only lose a
+// redemption together with every effect of its request (docs/architecture.md,
+// "Nonces").
 func (s *Store) UseACMENonce(ctx context.Context, id string, expires time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO acme_used_nonces (id, expires_at) VALUES (?, ?)
-		ON CONFLICT (id) DO NOTHING`), id, s.timeArg(expires))
-	if err != nil {
-		return false, fmt.Errorf("inventory: use nonce: %w", err)
+	query := s.q(`INSERT INTO acme_used_nonces (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`)
+	var n int64
+	var err error
+	if s.dialect == DialectPostgres {
+		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, query, id, s.timeArg(expires))
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+	} else {
+		n, err = s.lazySQLiteExec(ctx, query, id, s.timeArg(expires))
 	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("inventory: use nonce: %w", err)
 	}
 	return n == 1, nil
+}
+
+// lazySQLiteExec runs one statement on a pooled connection switched to
+// synchronous=NORMAL for it (the commit is written to the WAL but not
+// synced), and switches the connection back before the pool sees it
+// again; a connection that cannot be switched back is discarded. It
+// returns the rows affected.
+func (s *Store) lazySQLiteExec(ctx context.Context, query string, args ...any) (int64, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return 0, err
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); err != nil {
+			// Never hand the pool a connection that commits lazily.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	res, err := conn.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // PurgeACMEUsedNonces deletes used-nonce rows that expired before now and

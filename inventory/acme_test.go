@@ -110,6 +110,29 @@ func TestACMENoncesOnce(t *testing.T) {
 	}
 }
 
+// TestACMENonceLazyCommitRestoresDurability: the used-nonce insert
+// commits without a sync on its own connection, and that connection goes
+// back to the pool durable (synchronous=FULL, 2) for everything else.
+func TestACMENonceLazyCommitRestoresDurability(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := inventorytest.SQLite(t)
+	db := st.RawDB()
+	db.SetMaxOpenConns(1) // the nonce insert and the check share one connection
+	for i := range 3 {
+		if ok, err := st.UseACMENonce(ctx, fmt.Sprintf("n%d", i), time.Now().Add(time.Hour)); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		var sync int
+		if err := db.GetContext(ctx, &sync, `PRAGMA synchronous`); err != nil {
+			t.Fatal(err)
+		}
+		if sync != 2 {
+			t.Fatalf("after a nonce redemption the pooled connection has synchronous=%d, want 2 (FULL)", sync)
+		}
+	}
+}
+
 // TestACMENonceKeyShared: replicas starting together on a fresh store
 // agree on one nonce key, whichever candidate won.
 func TestACMENonceKeyShared(t *testing.T) {
