@@ -279,3 +279,10 @@ func BenchmarkNonce(b *testing.B) {
 		}
 	}
 }
+
+// NewCountingStore wraps st for the external tests: calls reports how
+// many nonce-key and nonce-use calls reached the store.
+func NewCountingStore(st *inventory.Store) (s Store, calls func() (keys, uses int32)) {
+	c := &countingStore{Store: st}
+	return c, func() (int32, int32) { return c.keys.Load(), c.uses.Load() }
+}
