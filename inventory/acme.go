@@ -273,6 +273,16 @@ func (s *Store) UseACMENonce(ctx context.Context, id string, expires time.Time) 
 // again; a connection that cannot be switched back is discarded. It
 // returns the rows affected.
 func (s *Store) lazySQLiteExec(ctx context.Context, query string, args ...any) (int64, error) {
+	// Queue with the other in-process writers (see writeGate) rather than
+	// poll SQLite's busy handler against them.
+	if s.writeGate != nil {
+		select {
+		case s.writeGate <- struct{}{}:
+			defer func() { <-s.writeGate }()
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return 0, err
