@@ -157,7 +157,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, mode authMode) (
 	if hdr.Nonce == "" {
 		return nil, problem(probBadNonce, http.StatusBadRequest, "the JWS has no nonce")
 	}
-	ok, err := s.store.ConsumeACMENonce(r.Context(), hdr.Nonce)
+	ok, err := s.nonces.redeem(r.Context(), hdr.Nonce)
 	if err != nil {
 		return nil, internal(err)
 	}

@@ -38,9 +38,9 @@ type Store interface {
 	ACMEAccount(ctx context.Context, f inventory.ACMEAccountFilter) (*inventory.ACMEAccount, error)
 	CountACMEAccounts(ctx context.Context, f inventory.ACMEAccountFilter) (int, error)
 	UpdateACMEAccount(ctx context.Context, a *inventory.ACMEAccount, ev inventory.Event) error
-	AddACMENonce(ctx context.Context, value string, expires time.Time) error
-	ConsumeACMENonce(ctx context.Context, value string) (bool, error)
-	PurgeACMENonces(ctx context.Context, now time.Time) (int64, error)
+	ACMENonceKey(ctx context.Context, candidate []byte) ([]byte, error)
+	UseACMENonce(ctx context.Context, id string, expires time.Time) (bool, error)
+	PurgeACMEUsedNonces(ctx context.Context, now time.Time) (int64, error)
 	ACMEEABKey(ctx context.Context, kid string) (*inventory.ACMEEABKey, error)
 	CreateACMEOrder(ctx context.Context, o *inventory.ACMEOrder, authzs []inventory.ACMEAuthz) error
 	ACMEOrder(ctx context.Context, id string) (*inventory.ACMEOrder, error)
@@ -144,6 +144,7 @@ type Server struct {
 	log      *slog.Logger
 	val      *validator
 	m        *metrics
+	nonces   *nonces
 }
 
 // New checks opts and starts the validation workers, the nonce janitor
@@ -200,6 +201,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
 	s := &Server{ca: opts.CA, store: opts.Store, profiles: opts.Profiles, opts: opts, now: opts.Now, log: opts.Logger}
 	var err error
+	if s.nonces, err = newNonces(ctx, opts.Store, opts.Now); err != nil {
+		return nil, fmt.Errorf("acme: nonce key: %w", err)
+	}
 	if s.m, err = newMetrics(opts.Registry); err != nil {
 		return nil, fmt.Errorf("acme: metrics: %w", err)
 	}
@@ -401,7 +405,7 @@ func newToken() string {
 
 func (s *Server) profile(r *http.Request) Profile { return s.profiles[chi.URLParam(r, "profile")] }
 
-// janitor deletes expired nonces every few minutes. Any replica may run
+// janitor deletes expired used-nonce rows every few minutes. Any replica may run
 // it; the DELETE is idempotent.
 func (s *Server) janitor(ctx context.Context) {
 	t := time.NewTicker(5 * time.Minute)
@@ -411,7 +415,7 @@ func (s *Server) janitor(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.store.PurgeACMENonces(ctx, s.now()); err != nil && ctx.Err() == nil {
+			if _, err := s.store.PurgeACMEUsedNonces(ctx, s.now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("acme: purging nonces", "err", err)
 			}
 		}

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,34 +209,105 @@ func (s *Store) UpdateACMEAccount(ctx context.Context, a *ACMEAccount, ev Event)
 	})
 }
 
-// AddACMENonce records a fresh nonce valid until expires.
-func (s *Store) AddACMENonce(ctx context.Context, value string, expires time.Time) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO acme_nonces (value, expires_at) VALUES (?, ?)`), value, s.timeArg(expires)); err != nil {
-		return fmt.Errorf("inventory: add nonce: %w", err)
+// ACMENonceKey returns the MAC key the ACME replicas share for nonces.
+// The first caller stores candidate; every caller, concurrent ones
+// included, gets the key that was stored first, so replicas started
+// together agree. Errors: ErrInvalid for an empty candidate.
+func (s *Store) ACMENonceKey(ctx context.Context, candidate []byte) ([]byte, error) {
+	if len(candidate) == 0 {
+		return nil, fmt.Errorf("%w: empty nonce key", ErrInvalid)
 	}
-	return nil
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO acme_nonce_key (id, key, created_at) VALUES (1, ?, ?)
+		ON CONFLICT (id) DO NOTHING`), candidate, s.timeArg(s.now())); err != nil {
+		return nil, fmt.Errorf("inventory: store nonce key: %w", err)
+	}
+	var key []byte
+	if err := s.db.GetContext(ctx, &key, s.q(`SELECT key FROM acme_nonce_key WHERE id = 1`)); err != nil {
+		return nil, fmt.Errorf("inventory: read nonce key: %w", err)
+	}
+	return key, nil
 }
 
-// ConsumeACMENonce redeems a nonce: it reports true exactly once for a
-// nonce added and not yet expired, whichever replica added it, and false
-// for an unknown, used or expired one. The DELETE is the whole check, so
-// two concurrent redemptions cannot both succeed.
-func (s *Store) ConsumeACMENonce(ctx context.Context, value string) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM acme_nonces WHERE value = ? AND expires_at > ?`), value, s.timeArg(s.now()))
-	if err != nil {
-		return false, fmt.Errorf("inventory: consume nonce: %w", err)
+// UseACMENonce redeems nonce id: it reports true for the first call with
+// id, on any replica, and false for every later one until the row is
+// purged (after expires, when the nonce's own expiry refuses it). The
+// INSERT on the primary key is the whole check, so two concurrent
+// redemptions cannot both succeed.
+//
+// The commit does not wait for the disk (synchronous=NORMAL on SQLite,
+// synchronous_commit=off on PostgreSQL); it is visible to every replica at
+// once, and it becomes durable no later than the next durable commit,
+// because both databases write one log in order and a durable commit
+// flushes it up to itself. So anything a request that redeemed the nonce
+// made durable also made the redemption durable; a crash can only lose a
+// redemption together with every effect of its request (docs/architecture.md,
+// "Nonces").
+func (s *Store) UseACMENonce(ctx context.Context, id string, expires time.Time) (bool, error) {
+	query := s.q(`INSERT INTO acme_used_nonces (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`)
+	var n int64
+	var err error
+	if s.dialect == DialectPostgres {
+		err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+			if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, query, id, s.timeArg(expires))
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+	} else {
+		n, err = s.lazySQLiteExec(ctx, query, id, s.timeArg(expires))
 	}
-	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("inventory: consume nonce: %w", err)
+		return false, fmt.Errorf("inventory: use nonce: %w", err)
 	}
 	return n == 1, nil
 }
 
-// PurgeACMENonces deletes nonces that expired before now and reports how
-// many went. Any replica may run it at any time.
-func (s *Store) PurgeACMENonces(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM acme_nonces WHERE expires_at <= ?`), s.timeArg(now))
+// lazySQLiteExec runs one statement on a pooled connection switched to
+// synchronous=NORMAL for it (the commit is written to the WAL but not
+// synced), and switches the connection back before the pool sees it
+// again; a connection that cannot be switched back is discarded. It
+// returns the rows affected.
+func (s *Store) lazySQLiteExec(ctx context.Context, query string, args ...any) (int64, error) {
+	// Queue with the other in-process writers (see writeGate) rather than
+	// poll SQLite's busy handler against them.
+	if s.writeGate != nil {
+		select {
+		case s.writeGate <- struct{}{}:
+			defer func() { <-s.writeGate }()
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return 0, err
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); err != nil {
+			// Never hand the pool a connection that commits lazily.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	res, err := conn.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// PurgeACMEUsedNonces deletes used-nonce rows that expired before now and
+// reports how many went. Any replica may run it at any time.
+func (s *Store) PurgeACMEUsedNonces(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM acme_used_nonces WHERE expires_at <= ?`), s.timeArg(now))
 	if err != nil {
 		return 0, fmt.Errorf("inventory: purge nonces: %w", err)
 	}

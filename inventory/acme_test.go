@@ -78,19 +78,13 @@ func TestACMENoncesOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			if err := st.AddACMENonce(ctx, "n1", time.Now().Add(time.Hour)); err != nil {
-				t.Fatal(err)
-			}
-			if err := st.AddACMENonce(ctx, "old", time.Now().Add(-time.Second)); err != nil {
-				t.Fatal(err)
-			}
 			var wins atomic.Int32
 			var wg sync.WaitGroup
 			for range 8 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					ok, err := st.ConsumeACMENonce(ctx, "n1")
+					ok, err := st.UseACMENonce(ctx, "n1", time.Now().Add(time.Hour))
 					if err != nil {
 						t.Error(err)
 					}
@@ -103,13 +97,68 @@ func TestACMENoncesOnce(t *testing.T) {
 			if wins.Load() != 1 {
 				t.Fatalf("nonce redeemed %d times, want exactly 1", wins.Load())
 			}
-			for _, v := range []string{"old", "never"} {
-				if ok, err := st.ConsumeACMENonce(ctx, v); ok || err != nil {
-					t.Fatalf("ConsumeACMENonce(%s) = %v, %v, want false", v, ok, err)
-				}
+			if ok, err := st.UseACMENonce(ctx, "old", time.Now().Add(-time.Second)); !ok || err != nil {
+				t.Fatalf("UseACMENonce(old) = %v, %v, want true", ok, err)
 			}
-			if n, err := st.PurgeACMENonces(ctx, time.Now()); err != nil || n != 1 {
-				t.Fatalf("PurgeACMENonces = %d, %v, want 1", n, err)
+			if n, err := st.PurgeACMEUsedNonces(ctx, time.Now()); err != nil || n != 1 {
+				t.Fatalf("PurgeACMEUsedNonces = %d, %v, want 1", n, err)
+			}
+			if ok, err := st.UseACMENonce(ctx, "n1", time.Now().Add(time.Hour)); ok || err != nil {
+				t.Fatalf("UseACMENonce(n1) after purge = %v, %v, want false (not expired)", ok, err)
+			}
+		})
+	}
+}
+
+// TestACMENonceLazyCommitRestoresDurability: the used-nonce insert
+// commits without a sync on its own connection, and that connection goes
+// back to the pool durable (synchronous=FULL, 2) for everything else.
+func TestACMENonceLazyCommitRestoresDurability(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := inventorytest.SQLite(t)
+	db := st.RawDB()
+	db.SetMaxOpenConns(1) // the nonce insert and the check share one connection
+	for i := range 3 {
+		if ok, err := st.UseACMENonce(ctx, fmt.Sprintf("n%d", i), time.Now().Add(time.Hour)); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		var sync int
+		if err := db.GetContext(ctx, &sync, `PRAGMA synchronous`); err != nil {
+			t.Fatal(err)
+		}
+		if sync != 2 {
+			t.Fatalf("after a nonce redemption the pooled connection has synchronous=%d, want 2 (FULL)", sync)
+		}
+	}
+}
+
+// TestACMENonceKeyShared: replicas starting together on a fresh store
+// agree on one nonce key, whichever candidate won.
+func TestACMENonceKeyShared(t *testing.T) {
+	t.Parallel()
+	for name, st := range inventorytest.Stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			keys := make([][]byte, 8)
+			var wg sync.WaitGroup
+			for i := range keys {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					k, err := st.ACMENonceKey(ctx, []byte{byte(i + 1), 2, 3})
+					if err != nil {
+						t.Error(err)
+					}
+					keys[i] = k
+				}()
+			}
+			wg.Wait()
+			for _, k := range keys {
+				if len(k) != 3 || string(k) != string(keys[0]) {
+					t.Fatalf("replicas disagree on the nonce key: %x", keys)
+				}
 			}
 		})
 	}
