@@ -28,6 +28,7 @@ import (
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/ca/revocation"
 	"github.com/mica-pki/mica/hsm"
+	"github.com/mica-pki/mica/internal/testtool"
 	"github.com/mica-pki/mica/inventory"
 	"github.com/mica-pki/mica/inventory/inventorytest"
 	"github.com/mica-pki/mica/status"
@@ -192,10 +193,7 @@ func TestOCSPUnknownSerialUnsigned(t *testing.T) {
 // CA never issued, over loopback HTTP: it must report the responder's
 // unauthorized status, not a (signed) unknown.
 func TestOCSPUnknownSerialOpenSSL(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
+	openssl := testtool.Need(t, "openssl")
 	e := newCountEnv(t)
 	srv := httptest.NewServer(e.h)
 	t.Cleanup(srv.Close)
