@@ -3,7 +3,6 @@ package acme
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -13,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/hsm"
 	"github.com/mica-pki/mica/inventory"
 )
@@ -25,8 +25,7 @@ import (
 // together with the PIN or passphrase (from a config file, a backup or an
 // environment) does not open them, which the first scheme allowed: it
 // derived the key from the backend secret itself (v1, still read for the
-// migration).
-const eabSealKeyName = "mica-acme-eab-seal"
+// migration). The HSM key is ca.EABSealKeyLabel; ca.SealingKey derives.
 
 var eabSealMessage = sha256.Sum256([]byte("MICA ACME EAB HMAC key sealing key, version 2"))
 
@@ -49,20 +48,9 @@ func NewEABSealer(ctx context.Context, keys hsm.Backend, legacySecret []byte) (*
 	if keys == nil {
 		return nil, errors.New("acme: EAB sealing needs the key backend")
 	}
-	uri, err := findOrCreateEABSealKey(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	signer, err := keys.Signer(ctx, uri)
-	if err != nil {
-		return nil, fmt.Errorf("acme: EAB sealing key unavailable: %w", err)
-	}
-	sig, err := signer.Sign(rand.Reader, eabSealMessage[:], crypto.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("acme: EAB sealing key cannot sign: %w", err)
-	}
 	s := &EABSealer{}
-	if s.aead, err = gcmFrom(sig, "mica acme eab v2"); err != nil {
+	var err error
+	if s.aead, err = ca.SealingKey(ctx, keys, ca.EABSealKeyLabel, eabSealMessage[:], "mica acme eab v2"); err != nil {
 		return nil, err
 	}
 	if len(legacySecret) > 0 {
@@ -83,29 +71,6 @@ func gcmFrom(secret []byte, info string) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
-}
-
-func findOrCreateEABSealKey(ctx context.Context, keys hsm.Backend) (string, error) {
-	for range 2 {
-		infos, err := keys.Keys(ctx)
-		if err != nil {
-			return "", fmt.Errorf("acme: listing backend keys: %w", err)
-		}
-		for _, k := range infos {
-			if k.Label == eabSealKeyName {
-				return k.URI, nil
-			}
-		}
-		uri, err := keys.CreateKey(ctx, eabSealKeyName, hsm.RSA2048)
-		if err == nil {
-			return uri, nil
-		}
-		if !errors.Is(err, hsm.ErrExists) {
-			return "", fmt.Errorf("acme: creating the EAB sealing key: %w", err)
-		}
-		// Another replica created it between our list and create.
-	}
-	return "", fmt.Errorf("acme: EAB sealing key %s exists but cannot be found", eabSealKeyName)
 }
 
 // seal encrypts an HMAC key for storage (v2).

@@ -21,12 +21,12 @@ const (
 	KeyClassWebhookHMAC = "webhook-hmac"
 
 	// PoolSealKeyLabel is the backend label of the EST key-pool sealing
-	// key (enroll/pool.go creates it on first use under this label).
+	// key (SealingKey creates it on first use under this label).
 	PoolSealKeyLabel = "mica-est-pool-seal"
 
 	// EABSealKeyLabel is the backend label of the key whose signature
-	// derives the ACME EAB HMAC keys' wrapping key (acme/eab_seal.go
-	// creates it on first use under this label).
+	// derives the ACME EAB HMAC keys' wrapping key (SealingKey creates it
+	// on first use under this label).
 	EABSealKeyLabel = "mica-acme-eab-seal"
 )
 

@@ -3,12 +3,10 @@ package enroll
 import (
 	"context"
 	"crypto"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -25,69 +23,18 @@ import (
 	"github.com/mica-pki/mica/inventory"
 )
 
-// sealKeyName is the backend key whose signature derives the pool sealing
-// key. It is an RSA key because RSA PKCS#1 v1.5 signatures are
-// deterministic: signing the same fixed message always gives the same
-// bytes, so every replica with access to the backend derives the same
-// AES key, and nobody without the backend (a stolen database dump) can.
-const sealKeyName = "mica-est-pool-seal"
-
 var sealMessage = sha256.Sum256([]byte("MICA EST key pool sealing key, version 1"))
 
-// sealer encrypts pooled private keys with AES-256-GCM under a key derived
-// (HKDF-SHA256) from a deterministic signature by a backend-held key. The
-// derived key lives only in memory.
+// sealer encrypts pooled private keys with AES-256-GCM under the sealing
+// key ca.SealingKey derives from the backend key ca.PoolSealKeyLabel.
 type sealer struct{ aead cipher.AEAD }
 
 func openSealer(ctx context.Context, keys hsm.Backend) (*sealer, error) {
-	uri, err := findOrCreateSealKey(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	signer, err := keys.Signer(ctx, uri)
-	if err != nil {
-		return nil, ca.Wrap(ca.ErrUnavailable, err, "EST pool sealing key unavailable")
-	}
-	sig, err := signer.Sign(rand.Reader, sealMessage[:], crypto.SHA256)
-	if err != nil {
-		return nil, ca.Wrap(ca.ErrUnavailable, err, "EST pool sealing key cannot sign")
-	}
-	key, err := hkdf.Key(sha256.New, sig, nil, "mica est pool aes-256-gcm", 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := ca.SealingKey(ctx, keys, ca.PoolSealKeyLabel, sealMessage[:], "mica est pool aes-256-gcm")
 	if err != nil {
 		return nil, err
 	}
 	return &sealer{aead: aead}, nil
-}
-
-func findOrCreateSealKey(ctx context.Context, keys hsm.Backend) (string, error) {
-	for attempt := 0; attempt < 2; attempt++ {
-		infos, err := keys.Keys(ctx)
-		if err != nil {
-			return "", ca.Wrap(ca.ErrUnavailable, err, "listing backend keys")
-		}
-		for _, k := range infos {
-			if k.Label == sealKeyName {
-				return k.URI, nil
-			}
-		}
-		uri, err := keys.CreateKey(ctx, sealKeyName, hsm.RSA2048)
-		if err == nil {
-			return uri, nil
-		}
-		if !errors.Is(err, hsm.ErrExists) {
-			return "", ca.Wrap(ca.ErrUnavailable, err, "creating EST pool sealing key")
-		}
-		// Another replica created it between our list and create: list again.
-	}
-	return "", ca.Errorf(ca.ErrUnavailable, "EST pool sealing key %s exists but cannot be found", sealKeyName)
 }
 
 func (s *sealer) seal(pkcs8 []byte, aad string) ([]byte, error) {
