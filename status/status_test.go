@@ -22,6 +22,7 @@ import (
 
 	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/hsm"
+	"github.com/mica-pki/mica/inventory"
 	"github.com/mica-pki/mica/inventory/inventorytest"
 	"github.com/mica-pki/mica/status"
 )
@@ -29,19 +30,30 @@ import (
 type env struct {
 	ca      *ca.CA
 	issuing *x509.Certificate
+	root    *x509.Certificate
 	h       http.Handler
 	leaf    *x509.Certificate
+	store   *inventory.Store
 }
 
-func newEnv(tb testing.TB) *env {
+func newEnv(tb testing.TB) *env { return buildEnv(tb, nil) }
+
+// buildEnv makes a CA on a fresh SQLite store with one issued leaf and a
+// first CRL, served through the real router. wrap, when set, wraps the key
+// backend (to count signatures).
+func buildEnv(tb testing.TB, wrap func(hsm.Backend) hsm.Backend) *env {
 	tb.Helper()
 	ctx := context.Background()
 	st := inventorytest.SQLite(tb)
-	keys, err := hsm.Open(ctx, hsm.Config{URI: hsm.SoftKMSURI(tb.TempDir()), Secret: hsm.NewSecret([]byte("correct horse battery staple"))})
+	soft, err := hsm.Open(ctx, hsm.Config{URI: hsm.SoftKMSURI(tb.TempDir()), Secret: hsm.NewSecret([]byte("correct horse battery staple"))})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { keys.Close() })
+	tb.Cleanup(func() { soft.Close() })
+	var keys hsm.Backend = soft
+	if wrap != nil {
+		keys = wrap(soft)
+	}
 	urls := ca.URLs{CRLBase: "http://ca.test/crl/", OCSP: "http://ca.test/ocsp"}
 	res, err := ca.Init(ctx, ca.InitOptions{Store: st, Keys: keys, URLs: urls, Actor: "test"})
 	if err != nil {
@@ -62,7 +74,7 @@ func newEnv(tb testing.TB) *env {
 	}
 	r := chi.NewRouter()
 	status.New(c, nil, prometheus.NewRegistry()).Mount(chi.NewRouter(), r)
-	return &env{ca: c, issuing: res.Issuing, h: r, leaf: iss.Certificate}
+	return &env{ca: c, issuing: res.Issuing, root: res.Root, h: r, leaf: iss.Certificate, store: st}
 }
 
 func (e *env) do(method, path string, body []byte, hdr ...string) *httptest.ResponseRecorder {

@@ -21,17 +21,12 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ocsp"
 
-	"github.com/mica-pki/mica/ca"
 	"github.com/mica-pki/mica/ca/revocation"
 	"github.com/mica-pki/mica/hsm"
 	"github.com/mica-pki/mica/internal/testtool"
 	"github.com/mica-pki/mica/inventory"
-	"github.com/mica-pki/mica/inventory/inventorytest"
-	"github.com/mica-pki/mica/status"
 )
 
 // countingKeys is an hsm.Backend whose signers count every signature the
@@ -63,39 +58,14 @@ func (s countingSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts)
 
 type countEnv struct {
 	env
-	store *inventory.Store
 	signs *atomic.Int64
-	root  *x509.Certificate
 }
 
 func newCountEnv(t *testing.T) *countEnv {
 	t.Helper()
-	ctx := context.Background()
-	st := inventorytest.SQLite(t)
-	soft, err := hsm.Open(ctx, hsm.Config{URI: hsm.SoftKMSURI(t.TempDir()), Secret: hsm.NewSecret([]byte("correct horse battery staple"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { soft.Close() })
-	keys := countingKeys{Backend: soft, n: new(atomic.Int64)}
-	urls := ca.URLs{CRLBase: "http://ca.test/crl/", OCSP: "http://ca.test/ocsp"}
-	res, err := ca.Init(ctx, ca.InitOptions{Store: st, Keys: keys, URLs: urls, Actor: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := ca.New(ctx, ca.Options{Store: st, Keys: keys, URLs: urls, RevocationStore: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "a.test"}, DNSNames: []string{"a.test"}}, key)
-	iss, err := c.Issue(ctx, ca.Request{CSR: csr, Profile: "server", Requester: "t", Protocol: "cli"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	status.New(c, nil, prometheus.NewRegistry()).Mount(chi.NewRouter(), r)
-	return &countEnv{env: env{ca: c, issuing: res.Issuing, h: r, leaf: iss.Certificate}, store: st, signs: keys.n, root: res.Root}
+	n := new(atomic.Int64)
+	e := buildEnv(t, func(b hsm.Backend) hsm.Backend { return countingKeys{Backend: b, n: n} })
+	return &countEnv{env: *e, signs: n}
 }
 
 // stranger is a certificate naming our issuer with a serial it never
